@@ -1,0 +1,389 @@
+//! `credgate client …` and `credgate secret …`: registry edits that validate the whole registry
+//! before writing, write atomically, and show a new secret exactly once.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::config::Config;
+use crate::issuer::secrets::{generate_secret, hash_secret};
+use crate::registry::edit::{NewClient, NewSecret, RegistryDocument};
+use crate::registry::file::{self, is_valid_client_id, Source};
+use crate::registry::Client;
+use crate::timefmt::{format_duration, format_instant, parse_duration, parse_expiry};
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Create a client and print its secret once.
+    Add(AddArgs),
+    /// List every client (never prints secrets).
+    List,
+    /// Show one client and its secrets' references (never the secrets).
+    Show { id: String },
+    /// Stop a client from getting tokens.
+    Disable { id: String },
+    /// Let a disabled client get tokens again.
+    Enable { id: String },
+    /// Delete a client.
+    Remove { id: String },
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    /// Display name.
+    #[arg(long)]
+    name: String,
+    /// Client id; default: derived from the name (`Hire New Employees` → `hire-new-employees`).
+    #[arg(long)]
+    id: Option<String>,
+    /// A scope the client may request (repeat for more).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// A role copied into its tokens (repeat for more).
+    #[arg(long = "role", value_name = "ROLE")]
+    roles: Vec<String>,
+    /// Lifetime of its tokens (e.g. 15m); default: the issuer's default_token_lifetime.
+    #[arg(long, value_name = "DURATION")]
+    token_lifetime: Option<String>,
+    /// When the client stops working: a date, a duration from now, or `never`.
+    #[arg(long, default_value = "never", value_name = "DATE|never")]
+    expires: String,
+    #[command(flatten)]
+    secret: SecretArgs,
+}
+
+#[derive(Args)]
+pub struct SecretArgs {
+    /// When the secret stops working: a date, a duration from now (1y), or `never`.
+    #[arg(
+        long = "secret-expires",
+        default_value = "1y",
+        value_name = "DATE|DURATION|never"
+    )]
+    expires: String,
+    /// A note to recognise the secret by; default: `created <date>`.
+    #[arg(long = "secret-description", value_name = "TEXT")]
+    description: Option<String>,
+    /// Print exactly one JSON object {"client_id", "client_secret"} on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum SecretCommand {
+    /// Add a secret beside the existing ones (overlap for a zero-downtime rotation).
+    Add {
+        id: String,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
+    /// Remove one secret, named by the reference `credgate client show` prints.
+    Remove { id: String, secret_ref: String },
+    /// Replace every secret of the client with a new one.
+    Rotate {
+        id: String,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
+}
+
+pub fn client(config: &Config, command: ClientCommand) -> anyhow::Result<()> {
+    let registry = RegistryFiles::new(config);
+    match command {
+        ClientCommand::Add(args) => add(&registry, args),
+        ClientCommand::List => list(&registry),
+        ClientCommand::Show { id } => show(&registry, &id),
+        ClientCommand::Disable { id } => {
+            registry.edit_client(&id, |doc| doc.set_enabled(&id, false))?;
+            println!("Disabled client {id:?}.");
+            Ok(())
+        }
+        ClientCommand::Enable { id } => {
+            registry.edit_client(&id, |doc| doc.set_enabled(&id, true))?;
+            println!("Enabled client {id:?}.");
+            Ok(())
+        }
+        ClientCommand::Remove { id } => {
+            registry.edit_client(&id, |doc| doc.remove_client(&id))?;
+            println!("Removed client {id:?}.");
+            Ok(())
+        }
+    }
+}
+
+pub fn secret(config: &Config, command: SecretCommand) -> anyhow::Result<()> {
+    let registry = RegistryFiles::new(config);
+    match command {
+        SecretCommand::Add { id, secret } => {
+            let (plain, entry) = new_secret(&secret)?;
+            registry.edit_client(&id, |doc| doc.add_secret(&id, &entry))?;
+            print_secret(&id, &plain, secret.json, "Added a secret to");
+            Ok(())
+        }
+        SecretCommand::Remove { id, secret_ref } => {
+            registry.edit_client(&id, |doc| doc.remove_secret(&id, &secret_ref))?;
+            println!("Removed secret {secret_ref} of client {id:?}.");
+            Ok(())
+        }
+        SecretCommand::Rotate { id, secret } => {
+            let (plain, entry) = new_secret(&secret)?;
+            registry.edit_client(&id, |doc| doc.replace_secrets(&id, &entry))?;
+            print_secret(&id, &plain, secret.json, "Replaced every secret of");
+            Ok(())
+        }
+    }
+}
+
+fn add(registry: &RegistryFiles, args: AddArgs) -> anyhow::Result<()> {
+    let id = match args.id {
+        Some(id) => id,
+        None => id_from_name(&args.name)
+            .ok_or_else(|| anyhow!("cannot derive an id from {:?}; pass --id", args.name))?,
+    };
+    if !is_valid_client_id(&id) {
+        bail!("{id:?} is not a valid client id: use 1 to 128 of A-Z a-z 0-9 . _ ~ -");
+    }
+    let now = OffsetDateTime::now_utc();
+    let token_lifetime = args
+        .token_lifetime
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| anyhow!("--token-lifetime: {e}"))?;
+    let expires = parse_expiry(&args.expires, now).map_err(|e| anyhow!("--expires: {e}"))?;
+    let (plain, secret) = new_secret(&args.secret)?;
+    let client = NewClient {
+        id: id.clone(),
+        name: args.name,
+        scopes: args.scopes,
+        roles: args.roles,
+        token_lifetime,
+        expires,
+        secret,
+    };
+    let file = registry.edit_new(&id, |doc| doc.add_client(&client))?;
+    if !args.secret.json {
+        println!("Created client {id:?} in {}.", file.display());
+    }
+    print_secret(&id, &plain, args.secret.json, "");
+    Ok(())
+}
+
+/// `Hire New Employees` → `hire-new-employees`.
+fn id_from_name(name: &str) -> Option<String> {
+    let slug: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let slug = slug
+        .split('-')
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    let slug: String = slug.chars().take(file::MAX_ID_LEN).collect();
+    (!slug.is_empty()).then_some(slug)
+}
+
+/// A fresh secret and the registry entry that stores only its hash.
+fn new_secret(args: &SecretArgs) -> anyhow::Result<(zeroize::Zeroizing<String>, NewSecret)> {
+    let now = OffsetDateTime::now_utc();
+    let expires = parse_expiry(&args.expires, now).map_err(|e| anyhow!("--secret-expires: {e}"))?;
+    let plain = generate_secret();
+    let entry = NewSecret {
+        description: args
+            .description
+            .clone()
+            .unwrap_or_else(|| format!("created {}", &format_instant(now)[..10])),
+        hash: hash_secret(&plain),
+        expires,
+    };
+    Ok((plain, entry))
+}
+
+fn print_secret(id: &str, secret: &str, as_json: bool, action: &str) {
+    if as_json {
+        println!("{}", json!({"client_id": id, "client_secret": secret}));
+        return;
+    }
+    if !action.is_empty() {
+        println!("{action} client {id:?}.");
+    }
+    println!("client_id:     {id}");
+    println!("client_secret: {secret}");
+    println!("Copy the secret now: it is shown only this once (the registry keeps only its hash).");
+}
+
+fn list(registry: &RegistryFiles) -> anyhow::Result<()> {
+    let loaded = registry.load()?;
+    let now = OffsetDateTime::now_utc();
+    println!(
+        "{:<32} {:<10} {:<8} {:<24} NAME",
+        "ID", "STATUS", "SECRETS", "SCOPES"
+    );
+    for client in loaded.sorted() {
+        println!(
+            "{:<32} {:<10} {:<8} {:<24} {}",
+            client.id,
+            status(client, now),
+            client.secrets.len(),
+            client.scopes.join(" "),
+            client.name
+        );
+    }
+    Ok(())
+}
+
+fn show(registry: &RegistryFiles, id: &str) -> anyhow::Result<()> {
+    let loaded = registry.load()?;
+    let client = loaded
+        .get(id)
+        .ok_or_else(|| anyhow!("no client with id {id:?}"))?;
+    let now = OffsetDateTime::now_utc();
+    let never = || "never".to_string();
+    println!("id:             {}", client.id);
+    println!("name:           {}", client.name);
+    println!("status:         {}", status(client, now));
+    println!("scopes:         {}", client.scopes.join(" "));
+    println!("roles:          {}", client.roles.join(" "));
+    println!(
+        "token_lifetime: {}",
+        client
+            .token_lifetime
+            .map_or_else(|| "issuer default".into(), format_duration)
+    );
+    println!(
+        "expires:        {}",
+        client.expires.map_or_else(never, format_instant)
+    );
+    println!("secrets:");
+    for secret in &client.secrets {
+        let state = if secret.is_valid_at(now) {
+            "valid"
+        } else {
+            "expired"
+        };
+        println!(
+            "  {}  {:<8} expires {:<21} {}",
+            secret.reference(),
+            state,
+            secret.expires.map_or_else(never, format_instant),
+            secret.description
+        );
+    }
+    Ok(())
+}
+
+fn status(client: &Client, now: OffsetDateTime) -> &'static str {
+    if !client.enabled {
+        "disabled"
+    } else if client.is_active(now) {
+        "active"
+    } else {
+        "expired"
+    }
+}
+
+/// The registry files named by the config (or `--registry`), with the issuer's limits.
+struct RegistryFiles<'a> {
+    root: &'a Path,
+    config: &'a Config,
+}
+
+impl<'a> RegistryFiles<'a> {
+    fn new(config: &'a Config) -> Self {
+        RegistryFiles {
+            root: &config.registry.path,
+            config,
+        }
+    }
+
+    fn load(&self) -> anyhow::Result<crate::registry::Registry> {
+        Ok(file::load(self.root, &self.config.issuer.lifetimes)?)
+    }
+
+    /// Applies `change` to the file that defines client `id`.
+    fn edit_client(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut RegistryDocument) -> Result<(), String>,
+    ) -> anyhow::Result<PathBuf> {
+        let sources = file::read_sources(self.root)?;
+        let index = sources
+            .iter()
+            .position(|s| RegistryDocument::parse(&s.text).is_ok_and(|d| d.contains(id)))
+            .ok_or_else(|| anyhow!("no client with id {id:?} in {}", self.root.display()))?;
+        self.write(sources, index, change)
+    }
+
+    /// Applies `change` to the file a new client `id` goes into: the registry file itself
+    /// (created if missing), or `<id>.toml` in a registry directory.
+    fn edit_new(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut RegistryDocument) -> Result<(), String>,
+    ) -> anyhow::Result<PathBuf> {
+        let target = if self.root.is_dir() {
+            self.root.join(format!("{id}.toml"))
+        } else {
+            self.root.to_path_buf()
+        };
+        let mut sources = if target.exists() || self.root.is_dir() {
+            file::read_sources(self.root)?
+        } else {
+            Vec::new()
+        };
+        let index = match sources.iter().position(|s| s.path == target) {
+            Some(i) => i,
+            None => {
+                sources.push(Source {
+                    path: target,
+                    text: String::new(),
+                });
+                sources.len() - 1
+            }
+        };
+        self.write(sources, index, change)
+    }
+
+    /// Edits `sources[index]`, validates the whole registry as it would be, and only then
+    /// writes the file atomically.
+    fn write(
+        &self,
+        mut sources: Vec<Source>,
+        index: usize,
+        change: impl FnOnce(&mut RegistryDocument) -> Result<(), String>,
+    ) -> anyhow::Result<PathBuf> {
+        let path = sources[index].path.clone();
+        let mut doc = RegistryDocument::parse(&sources[index].text)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        change(&mut doc).map_err(|e| anyhow!(e))?;
+        sources[index].text = doc.render();
+        file::validate(&sources, &self.config.issuer.lifetimes)
+            .context("the change was not written because the registry would be invalid")?;
+        file::write_atomic(&path, &sources[index].text)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::id_from_name;
+
+    #[test]
+    fn ids_derive_from_names() {
+        assert_eq!(
+            id_from_name("Hire New Employees").as_deref(),
+            Some("hire-new-employees")
+        );
+        assert_eq!(
+            id_from_name("  Payroll / EU (v2) ").as_deref(),
+            Some("payroll-eu-v2")
+        );
+        assert_eq!(id_from_name("ÄÖÜ"), None);
+    }
+}

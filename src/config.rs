@@ -1,0 +1,409 @@
+//! The gateway configuration file (`config/credgate.toml`): parsing, defaults, and validation
+//! that reports every problem with its field path.
+//!
+//! Relative paths in the file (`keys_dir`, `registry.path`) are resolved against the process's
+//! working directory, as the shipped demo (`cargo run` from the repository root) expects.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::issuer::keys::SigningAlgorithm;
+use crate::problems::Problems;
+use crate::registry::Limits;
+use crate::timefmt::parse_duration;
+
+/// Where `credgate` looks for its configuration unless `--config` says otherwise.
+pub const DEFAULT_CONFIG_PATH: &str = "config/credgate.toml";
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub issuer: IssuerConfig,
+    pub registry: RegistryConfig,
+    pub admin: Option<AdminConfig>,
+    pub demo: Option<DemoConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// How long SIGTERM waits for in-flight requests (Pingora's default of 300 s would hold
+    /// Kubernetes and CI hostage).
+    pub grace_period: Duration,
+    /// Worker threads of the main listener.
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    /// The `iss` claim and the base of the discovery URLs.
+    pub issuer: String,
+    /// Paths that answer as the token endpoint; the first is the advertised one.
+    pub token_paths: Vec<String>,
+    pub keys_dir: PathBuf,
+    pub algorithm: SigningAlgorithm,
+    pub audience: String,
+    pub default_token_lifetime: Duration,
+    pub lifetimes: Limits,
+    /// How many argon2id verifications run at once (each keeps one core busy).
+    pub secret_verify_concurrency: usize,
+    /// How many token requests may wait for a verification slot before we answer 503.
+    pub secret_verify_queue: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// A registry file, or a directory whose `*.toml` files are all loaded.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Where the built-in echo upstream listens.
+    pub echo_upstream: SocketAddr,
+}
+
+// ---- the file as written ------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    issuer: RawIssuer,
+    registry: RawRegistry,
+    admin: Option<RawAdmin>,
+    demo: Option<RawDemo>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: String,
+    #[serde(default = "default_grace_period")]
+    grace_period: String,
+    threads: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIssuer {
+    issuer: String,
+    #[serde(default = "default_token_paths")]
+    token_paths: Vec<String>,
+    keys_dir: PathBuf,
+    #[serde(default)]
+    algorithm: SigningAlgorithm,
+    audience: String,
+    #[serde(default = "default_lifetime")]
+    default_token_lifetime: String,
+    #[serde(default = "default_lifetime")]
+    max_token_lifetime: String,
+    #[serde(default = "default_min_lifetime")]
+    min_token_lifetime: String,
+    secret_verify_concurrency: Option<usize>,
+    #[serde(default = "default_verify_queue")]
+    secret_verify_queue: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    path: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDemo {
+    echo_upstream: String,
+}
+
+fn default_grace_period() -> String {
+    "10s".into()
+}
+fn default_token_paths() -> Vec<String> {
+    vec!["/connect/token".into()]
+}
+fn default_lifetime() -> String {
+    "1h".into()
+}
+fn default_min_lifetime() -> String {
+    "1m".into()
+}
+fn default_verify_queue() -> usize {
+    256
+}
+
+/// Paths the gateway serves itself; a token path may not shadow them.
+pub const RESERVED_PATHS: [&str; 3] = [
+    "/.well-known/openid-configuration",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/jwks.json",
+];
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, Problems> {
+        let mut problems = Problems::default();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) => {
+                problems.push(path, "", format!("cannot read the config file: {e}"));
+                return Err(problems);
+            }
+        };
+        Self::parse(path, &text)
+    }
+
+    /// Validates `text` as the contents of the config file `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
+        let mut problems = Problems::default();
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                problems.push(path, "", e.to_string().trim_end().to_string());
+                return Err(problems);
+            }
+        };
+        let mut check = Checker { path, problems };
+        let config = check.config(raw);
+        check.problems.into_result(config)
+    }
+}
+
+/// Converts the raw file into a [`Config`], recording problems instead of stopping.
+struct Checker<'a> {
+    path: &'a Path,
+    problems: Problems,
+}
+
+impl Checker<'_> {
+    fn config(&mut self, raw: RawConfig) -> Config {
+        let server = ServerConfig {
+            listen: self.addr("server.listen", &raw.server.listen),
+            grace_period: self.duration("server.grace_period", &raw.server.grace_period),
+            threads: self.positive("server.threads", raw.server.threads.unwrap_or_else(cores)),
+        };
+        let issuer = self.issuer(raw.issuer);
+        let admin = raw.admin.map(|a| AdminConfig {
+            listen: self.addr("admin.listen", &a.listen),
+        });
+        let demo = raw.demo.map(|d| DemoConfig {
+            echo_upstream: self.addr("demo.echo_upstream", &d.echo_upstream),
+        });
+        let mut listeners = vec![("server.listen", server.listen)];
+        listeners.extend(admin.as_ref().map(|a| ("admin.listen", a.listen)));
+        listeners.extend(
+            demo.as_ref()
+                .map(|d| ("demo.echo_upstream", d.echo_upstream)),
+        );
+        self.distinct_listeners(&listeners);
+        Config {
+            server,
+            issuer,
+            registry: RegistryConfig {
+                path: raw.registry.path,
+            },
+            admin,
+            demo,
+        }
+    }
+
+    fn issuer(&mut self, raw: RawIssuer) -> IssuerConfig {
+        self.issuer_url(&raw.issuer);
+        for (i, p) in raw.token_paths.iter().enumerate() {
+            self.token_path(
+                &format!("issuer.token_paths[{i}]"),
+                p,
+                &raw.token_paths[..i],
+            );
+        }
+        if raw.token_paths.is_empty() {
+            self.problem("issuer.token_paths", "needs at least one path");
+        }
+        if raw.audience.trim().is_empty() {
+            self.problem("issuer.audience", "must not be empty");
+        }
+        let default = self.duration("issuer.default_token_lifetime", &raw.default_token_lifetime);
+        let max = self.duration("issuer.max_token_lifetime", &raw.max_token_lifetime);
+        let min = self.duration("issuer.min_token_lifetime", &raw.min_token_lifetime);
+        let lifetimes = Limits { min, max };
+        if min > max {
+            self.problem(
+                "issuer.min_token_lifetime",
+                "is longer than issuer.max_token_lifetime",
+            );
+        } else if let Err(e) = lifetimes.check(default) {
+            self.problem("issuer.default_token_lifetime", e);
+        }
+        IssuerConfig {
+            issuer: raw.issuer.trim_end_matches('/').to_string(),
+            token_paths: raw.token_paths,
+            keys_dir: raw.keys_dir,
+            algorithm: raw.algorithm,
+            audience: raw.audience,
+            default_token_lifetime: default,
+            lifetimes,
+            secret_verify_concurrency: self.positive(
+                "issuer.secret_verify_concurrency",
+                raw.secret_verify_concurrency.unwrap_or_else(cores),
+            ),
+            secret_verify_queue: raw.secret_verify_queue,
+        }
+    }
+
+    fn problem(&mut self, field: &str, message: impl Into<String>) {
+        self.problems.push(self.path, field, message);
+    }
+
+    fn addr(&mut self, field: &str, text: &str) -> SocketAddr {
+        text.parse().unwrap_or_else(|_| {
+            self.problem(field, format!("{text:?} is not an ip:port address"));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
+    }
+
+    fn duration(&mut self, field: &str, text: &str) -> Duration {
+        parse_duration(text).unwrap_or_else(|e| {
+            self.problem(field, e);
+            Duration::ZERO
+        })
+    }
+
+    fn positive(&mut self, field: &str, n: usize) -> usize {
+        if n == 0 {
+            self.problem(field, "must be at least 1");
+        }
+        n.max(1)
+    }
+
+    fn issuer_url(&mut self, url: &str) {
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
+        match rest {
+            None => self.problem(
+                "issuer.issuer",
+                format!("{url:?} must start with https:// or http://"),
+            ),
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                self.problem("issuer.issuer", format!("{url:?} has no host"))
+            }
+            Some(rest) if rest.contains(['?', '#']) => self.problem(
+                "issuer.issuer",
+                "must not contain a query or fragment (RFC 8414)",
+            ),
+            Some(_) => {}
+        }
+    }
+
+    fn token_path(&mut self, field: &str, path: &str, earlier: &[String]) {
+        if !path.starts_with('/') || path.contains(['?', '#', ' ']) {
+            self.problem(
+                field,
+                format!("{path:?} must be an absolute path without query"),
+            );
+        } else if RESERVED_PATHS.contains(&path) {
+            self.problem(
+                field,
+                format!("{path:?} is a discovery path served by credgate"),
+            );
+        } else if earlier.iter().any(|p| p == path) {
+            self.problem(field, format!("{path:?} is listed twice"));
+        }
+    }
+
+    fn distinct_listeners(&mut self, listeners: &[(&str, SocketAddr)]) {
+        for (i, (field, addr)) in listeners.iter().enumerate() {
+            if let Some((other, _)) = listeners[..i].iter().find(|(_, a)| a == addr) {
+                self.problem(field, format!("{addr} is already used by {other}"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+[issuer]
+issuer = "http://127.0.0.1:8080/"
+keys_dir = "keys"
+audience = "api"
+[registry]
+path = "clients.toml"
+"#;
+
+    fn parse(text: &str) -> Result<Config, Problems> {
+        Config::parse(Path::new("gw.toml"), text)
+    }
+
+    #[test]
+    fn defaults_fill_a_minimal_file() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.issuer.issuer, "http://127.0.0.1:8080");
+        assert_eq!(c.issuer.token_paths, ["/connect/token"]);
+        assert_eq!(c.issuer.algorithm, SigningAlgorithm::EdDSA);
+        assert_eq!(c.issuer.default_token_lifetime, Duration::from_secs(3600));
+        assert_eq!(c.issuer.lifetimes.min, Duration::from_secs(60));
+        assert_eq!(c.server.grace_period, Duration::from_secs(10));
+        assert_eq!(c.issuer.secret_verify_queue, 256);
+        assert!(c.admin.is_none() && c.demo.is_none());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        let text = MINIMAL
+            .replace("127.0.0.1:8080\"\n[issuer]", "nowhere\"\ngrace_period = \"soon\"\n[issuer]")
+            .replace("audience = \"api\"", "audience = \"api\"\nmin_token_lifetime = \"2h\"\ntoken_paths = [\"token\", \"/.well-known/jwks.json\"]");
+        let problems = parse(&text).unwrap_err().to_string();
+        for needle in [
+            "gw.toml: server.listen: \"nowhere\" is not an ip:port address",
+            "server.grace_period: \"soon\" is not a duration",
+            "issuer.min_token_lifetime: is longer than issuer.max_token_lifetime",
+            "issuer.token_paths[0]: \"token\" must be an absolute path",
+            "issuer.token_paths[1]: \"/.well-known/jwks.json\" is a discovery path",
+        ] {
+            assert!(
+                problems.contains(needle),
+                "missing {needle:?} in:\n{problems}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_their_line() {
+        let text = MINIMAL.replace("audience", "audeince");
+        let problems = parse(&text).unwrap_err().to_string();
+        assert!(problems.contains("unknown field `audeince`"), "{problems}");
+        assert!(problems.contains("line 7"), "{problems}");
+    }
+
+    #[test]
+    fn listeners_must_differ() {
+        let text = format!("{MINIMAL}[admin]\nlisten = \"127.0.0.1:8080\"\n");
+        let problems = parse(&text).unwrap_err().to_string();
+        assert!(problems.contains("admin.listen: 127.0.0.1:8080 is already used by server.listen"));
+    }
+}

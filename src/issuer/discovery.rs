@@ -1,0 +1,34 @@
+//! Authorization-server metadata (RFC 8414), also served as OpenID discovery.
+
+use serde::Serialize;
+
+use crate::config::IssuerConfig;
+
+pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
+pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
+pub const JWKS: &str = "/.well-known/jwks.json";
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    issuer: &'a str,
+    token_endpoint: String,
+    jwks_uri: String,
+    grant_types_supported: [&'static str; 1],
+    token_endpoint_auth_methods_supported: [&'static str; 2],
+    scopes_supported: &'a [String],
+    response_types_supported: [&'static str; 0],
+}
+
+/// The metadata document for `config`, listing `scopes` (every scope of the registry).
+pub fn metadata(config: &IssuerConfig, scopes: &[String]) -> Vec<u8> {
+    let metadata = Metadata {
+        issuer: &config.issuer,
+        token_endpoint: format!("{}{}", config.issuer, config.token_paths[0]),
+        jwks_uri: format!("{}{JWKS}", config.issuer),
+        grant_types_supported: ["client_credentials"],
+        token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+        scopes_supported: scopes,
+        response_types_supported: [],
+    };
+    serde_json::to_vec(&metadata).expect("metadata serializes")
+}

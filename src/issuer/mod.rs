@@ -1,0 +1,56 @@
+//! The token side: the token endpoint, signing keys and discovery documents.
+
+pub mod discovery;
+pub mod error;
+pub mod keys;
+pub mod mint;
+pub mod request;
+pub mod secrets;
+pub mod token;
+
+use std::sync::Arc;
+
+use http::StatusCode;
+
+use crate::config::IssuerConfig;
+use crate::registry::Store;
+use crate::reply::{self, Reply};
+use keys::KeySet;
+use secrets::SecretVerifier;
+
+/// Everything the issuer endpoints need, shared by all requests.
+pub struct Issuer {
+    config: IssuerConfig,
+    registry: Arc<Store>,
+    keys: Arc<KeySet>,
+    verifier: SecretVerifier,
+}
+
+impl Issuer {
+    pub fn new(config: IssuerConfig, registry: Arc<Store>, keys: Arc<KeySet>) -> Self {
+        let verifier =
+            SecretVerifier::new(config.secret_verify_concurrency, config.secret_verify_queue);
+        Issuer {
+            config,
+            registry,
+            keys,
+            verifier,
+        }
+    }
+
+    pub fn config(&self) -> &IssuerConfig {
+        &self.config
+    }
+
+    /// RFC 8414 metadata, listing the scopes of the current registry.
+    pub fn metadata(&self) -> Reply {
+        let scopes = self.registry.snapshot();
+        let body = discovery::metadata(&self.config, scopes.all_scopes());
+        reply::json_bytes(StatusCode::OK, body)
+    }
+
+    /// The JWK Set of every key that may still verify a token.
+    pub fn jwks(&self) -> Reply {
+        reply::json_bytes(StatusCode::OK, self.keys.jwks_json().to_vec())
+    }
+}

@@ -1,0 +1,196 @@
+//! Client secrets: generation, argon2id hashing, and verification on a bounded blocking pool.
+//!
+//! argon2id is slow on purpose (tens of milliseconds of one core). Verification therefore runs
+//! on tokio's blocking pool, never on the proxy's event loop, at most `concurrency` at a time;
+//! at most `queue_limit` more requests wait for a slot, and past that the caller gets
+//! [`Overloaded`] (the token endpoint answers 503) instead of an ever-growing queue.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::{Argon2, Params};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+/// OWASP's recommended argon2id parameters: 19 MiB, 2 passes, 1 lane.
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(19_456, 2, 1, None).expect("constant parameters are valid");
+    Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+}
+
+/// `n` bytes from the operating system's CSPRNG, base64url without padding.
+pub fn random_token(n: usize) -> String {
+    let mut bytes = Zeroizing::new(vec![0u8; n]);
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system CSPRNG is available");
+    URL_SAFE_NO_PAD.encode(&*bytes)
+}
+
+/// A new client secret: 256 random bits, base64url (43 characters).
+pub fn generate_secret() -> Zeroizing<String> {
+    Zeroizing::new(random_token(32))
+}
+
+/// The argon2id PHC string of `secret`, with a fresh random salt.
+pub fn hash_secret(secret: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    hasher()
+        .hash_password(secret.as_bytes(), &salt)
+        .expect("argon2id hashing with valid parameters cannot fail")
+        .to_string()
+}
+
+/// Too many token requests are already waiting for a verification slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overloaded;
+
+/// Runs argon2id verifications off the event loop with bounded concurrency and queue.
+pub struct SecretVerifier {
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    queue_limit: usize,
+    /// Hash of a random secret nobody knows: unknown client ids are verified against it so they
+    /// cost the same time as a wrong secret (no client enumeration by timing).
+    dummy_hash: String,
+}
+
+impl SecretVerifier {
+    pub fn new(concurrency: usize, queue_limit: usize) -> Self {
+        SecretVerifier {
+            permits: Arc::new(Semaphore::new(concurrency)),
+            waiting: AtomicUsize::new(0),
+            queue_limit,
+            dummy_hash: hash_secret(&generate_secret()),
+        }
+    }
+
+    /// Requests currently waiting for a verification slot.
+    pub fn queue_depth(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Which of `hashes` (if any) `presented` matches. Every hash is checked, matched or not,
+    /// so the time taken depends only on how many hashes there are; an empty list is checked
+    /// against the dummy hash.
+    pub async fn find_match(
+        &self,
+        hashes: Vec<String>,
+        presented: Zeroizing<String>,
+    ) -> Result<Option<usize>, Overloaded> {
+        let permit = {
+            let _queued = QueueSlot::take(&self.waiting, self.queue_limit)?;
+            self.permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed")
+        };
+        let dummy = hashes.is_empty().then(|| self.dummy_hash.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let candidates = dummy.as_ref().map_or(&hashes[..], std::slice::from_ref);
+            let mut matched = None;
+            for (i, hash) in candidates.iter().enumerate() {
+                if verify(hash, &presented) && matched.is_none() {
+                    matched = Some(i);
+                }
+            }
+            if dummy.is_some() {
+                None
+            } else {
+                matched
+            }
+        })
+        .await;
+        // A panic inside argon2 would be a bug; treat it as "no match" rather than crash.
+        Ok(result.unwrap_or(None))
+    }
+}
+
+fn verify(hash: &str, presented: &str) -> bool {
+    PasswordHash::new(hash)
+        .is_ok_and(|h| hasher().verify_password(presented.as_bytes(), &h).is_ok())
+}
+
+/// A place in the verification queue, given back on drop (also when the waiting request is
+/// cancelled because its client went away).
+struct QueueSlot<'a>(&'a AtomicUsize);
+
+impl<'a> QueueSlot<'a> {
+    fn take(waiting: &'a AtomicUsize, limit: usize) -> Result<Self, Overloaded> {
+        waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .map(|_| QueueSlot(waiting))
+            .map_err(|_| Overloaded)
+    }
+}
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_long_random_and_hash_as_argon2id() {
+        let a = generate_secret();
+        assert_eq!(a.len(), 43);
+        assert_ne!(*a, *generate_secret());
+        let hash = hash_secret(&a);
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        crate::registry::file::check_argon2id_hash(&hash).unwrap();
+        assert!(verify(&hash, &a) && !verify(&hash, "wrong"));
+    }
+
+    #[tokio::test]
+    async fn the_matching_hash_is_found_and_unknown_ids_never_match() {
+        let verifier = SecretVerifier::new(2, 8);
+        let hashes = vec![hash_secret("one"), hash_secret("two")];
+        let found = verifier
+            .find_match(hashes.clone(), Zeroizing::new("two".into()))
+            .await;
+        assert_eq!(found, Ok(Some(1)));
+        let none = verifier
+            .find_match(hashes, Zeroizing::new("three".into()))
+            .await;
+        assert_eq!(none, Ok(None));
+        let unknown = verifier
+            .find_match(vec![], Zeroizing::new("x".into()))
+            .await;
+        assert_eq!(unknown, Ok(None));
+        assert_eq!(verifier.queue_depth(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_refused_not_grown() {
+        let verifier = Arc::new(SecretVerifier::new(1, 1));
+        let hold = verifier.permits.clone().acquire_owned().await.unwrap();
+        let waiter = {
+            let v = verifier.clone();
+            tokio::spawn(async move { v.find_match(vec![], Zeroizing::new("x".into())).await })
+        };
+        while verifier.queue_depth() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = verifier
+            .find_match(vec![], Zeroizing::new("y".into()))
+            .await;
+        assert_eq!(refused, Err(Overloaded));
+        drop(hold);
+        assert_eq!(waiter.await.unwrap(), Ok(None));
+        assert_eq!(verifier.queue_depth(), 0);
+    }
+}

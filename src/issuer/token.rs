@@ -1,0 +1,120 @@
+//! The token endpoint (RFC 6749 §4.4): authenticate the client, settle the scope, mint.
+
+use http::StatusCode;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::error::OAuthError;
+use super::mint::{mint, Grant};
+use super::request::{self, AuthMethod, TokenRequest};
+use super::Issuer;
+use crate::registry::Client;
+use crate::reply::{self, Reply};
+
+/// The parts of an HTTP request the token endpoint looks at.
+pub struct TokenHttpRequest<'a> {
+    pub method: &'a http::Method,
+    pub content_type: Option<&'a [u8]>,
+    pub authorization: Option<&'a [u8]>,
+    pub body: &'a [u8],
+}
+
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    scope: &'a str,
+}
+
+impl Issuer {
+    /// Answers one token request; every outcome is a complete HTTP reply.
+    pub async fn token(&self, req: TokenHttpRequest<'_>) -> Reply {
+        if req.method != http::Method::POST {
+            return OAuthError::method_not_allowed().into_reply();
+        }
+        let result = match request::parse(req.content_type, req.authorization, req.body) {
+            Ok(parsed) => self.grant(parsed).await,
+            Err(e) => Err(e),
+        };
+        result.unwrap_or_else(|e| {
+            tracing::info!(error = e.code, reason = %e.description, "token request refused");
+            e.into_reply()
+        })
+    }
+
+    async fn grant(&self, req: TokenRequest) -> Result<Reply, OAuthError> {
+        let basic = req.credentials.method == AuthMethod::Basic;
+        let registry = self.registry.snapshot();
+        let client = registry.get(&req.credentials.client_id);
+        let hashes = client.map_or_else(Vec::new, |c| {
+            c.secrets.iter().map(|s| s.hash.clone()).collect()
+        });
+        let matched = self
+            .verifier
+            .find_match(hashes, req.credentials.secret)
+            .await
+            .map_err(|_| OAuthError::temporarily_unavailable())?;
+        let (Some(client), Some(index)) = (client, matched) else {
+            return Err(OAuthError::invalid_client(
+                "client authentication failed",
+                basic,
+            ));
+        };
+        // From here on the caller has proved it holds a secret of this client, so telling it
+        // precisely what is wrong leaks nothing.
+        let now = OffsetDateTime::now_utc();
+        if !client.secrets[index].is_valid_at(now) {
+            return Err(OAuthError::invalid_client(
+                "the client secret has expired",
+                basic,
+            ));
+        }
+        if !client.enabled {
+            return Err(OAuthError::invalid_client("the client is disabled", basic));
+        }
+        if !client.is_active(now) {
+            return Err(OAuthError::invalid_client("the client has expired", basic));
+        }
+        let scope = granted_scope(client, req.scope)?;
+        let keys = &self.keys;
+        let grant = Grant {
+            issuer: &self.config.issuer,
+            audience: &self.config.audience,
+            client,
+            scope,
+            lifetime: client
+                .token_lifetime
+                .unwrap_or(self.config.default_token_lifetime),
+        };
+        let minted = mint(&grant, keys.signing_key(), now).map_err(|e| {
+            tracing::error!(error = %e, "signing a token failed");
+            OAuthError::server_error("the token could not be signed")
+        })?;
+        tracing::info!(client_id = %client.id, scope = %grant.scope, "token issued");
+        let body = TokenResponse {
+            access_token: &minted.token,
+            token_type: "Bearer",
+            expires_in: minted.expires_in,
+            scope: &grant.scope,
+        };
+        Ok(reply::no_store(reply::json(StatusCode::OK, &body)))
+    }
+}
+
+/// The requested scopes if the client may have all of them; all of the client's scopes when
+/// none were requested.
+fn granted_scope(client: &Client, requested: Option<Vec<String>>) -> Result<String, OAuthError> {
+    let Some(mut requested) = requested else {
+        return Ok(client.scopes.join(" "));
+    };
+    if let Some(denied) = requested.iter().find(|s| !client.scopes.contains(s)) {
+        return Err(OAuthError::invalid_scope(format!(
+            "scope {denied:?} is not granted to this client"
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    requested.retain(|s| seen.insert(s.clone()));
+    Ok(requested.join(" "))
+}

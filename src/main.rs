@@ -1,0 +1,5 @@
+//! The `credgate` binary; see `credgate --help`.
+
+fn main() -> std::process::ExitCode {
+    credgate::cli::main()
+}

@@ -1,0 +1,4 @@
+//! Operational services beside the main listener.
+
+pub mod admin;
+pub mod demo;

@@ -1,0 +1,263 @@
+//! Edits of registry files that keep everything the edit does not touch — comments, order,
+//! formatting, unknown tables — as the operator wrote it (toml_edit).
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
+
+use super::model::secret_reference;
+use crate::timefmt::{format_duration, format_instant};
+
+/// A client to append to a registry file.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub roles: Vec<String>,
+    pub token_lifetime: Option<Duration>,
+    pub expires: Option<OffsetDateTime>,
+    pub secret: NewSecret,
+}
+
+/// A secret entry to store: only the hash of the secret.
+#[derive(Debug, Clone)]
+pub struct NewSecret {
+    pub description: String,
+    pub hash: String,
+    pub expires: Option<OffsetDateTime>,
+}
+
+/// One registry file, open for editing.
+pub struct RegistryDocument {
+    doc: DocumentMut,
+}
+
+impl RegistryDocument {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        text.parse::<DocumentMut>()
+            .map(|doc| RegistryDocument { doc })
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn render(&self) -> String {
+        self.doc.to_string()
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.position(id).is_some()
+    }
+
+    pub fn add_client(&mut self, client: &NewClient) -> Result<(), String> {
+        if self.contains(&client.id) {
+            return Err(format!("a client with id {:?} already exists", client.id));
+        }
+        let mut table = Table::new();
+        table["id"] = value(&client.id);
+        table["name"] = value(&client.name);
+        table["scopes"] = value(Array::from_iter(&client.scopes));
+        table["roles"] = value(Array::from_iter(&client.roles));
+        if let Some(lifetime) = client.token_lifetime {
+            table["token_lifetime"] = value(format_duration(lifetime));
+        }
+        if let Some(expires) = client.expires {
+            table["expires"] = value(format_instant(expires));
+        }
+        table["enabled"] = value(true);
+        let mut secrets = ArrayOfTables::new();
+        secrets.push(secret_table(&client.secret));
+        table.insert("secret", Item::ArrayOfTables(secrets));
+        self.clients_or_create()?.push(table);
+        Ok(())
+    }
+
+    pub fn remove_client(&mut self, id: &str) -> Result<(), String> {
+        let index = self.require(id)?;
+        self.clients_or_create()?.remove(index);
+        Ok(())
+    }
+
+    pub fn set_enabled(&mut self, id: &str, enabled: bool) -> Result<(), String> {
+        self.client_mut(id)?["enabled"] = value(enabled);
+        Ok(())
+    }
+
+    /// Adds a secret beside the existing ones (the overlap of a zero-downtime rotation).
+    pub fn add_secret(&mut self, id: &str, secret: &NewSecret) -> Result<(), String> {
+        self.secrets_mut(id)?.push(secret_table(secret));
+        Ok(())
+    }
+
+    /// Replaces every secret of `id` with `secret`.
+    pub fn replace_secrets(&mut self, id: &str, secret: &NewSecret) -> Result<(), String> {
+        let secrets = self.secrets_mut(id)?;
+        secrets.clear();
+        secrets.push(secret_table(secret));
+        Ok(())
+    }
+
+    /// Removes the secret whose reference (see `Secret::reference`) is `reference`.
+    pub fn remove_secret(&mut self, id: &str, reference: &str) -> Result<(), String> {
+        let secrets = self.secrets_mut(id)?;
+        let index = secrets
+            .iter()
+            .position(|s| {
+                s.get("hash").and_then(|h| h.as_str()).map(secret_reference) == Some(reference)
+            })
+            .ok_or_else(|| {
+                format!(
+                    "client {id:?} has no secret {reference:?} (see `credgate client show {id}`)"
+                )
+            })?;
+        if secrets.len() == 1 {
+            return Err(format!(
+                "{reference:?} is the only secret of {id:?}; a client needs one (use `credgate secret rotate {id}`)"
+            ));
+        }
+        secrets.remove(index);
+        Ok(())
+    }
+
+    fn clients(&self) -> Option<&ArrayOfTables> {
+        self.doc.get("client").and_then(Item::as_array_of_tables)
+    }
+
+    fn clients_or_create(&mut self) -> Result<&mut ArrayOfTables, String> {
+        self.doc
+            .entry("client")
+            .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()))
+            .as_array_of_tables_mut()
+            .ok_or_else(|| "`client` is not an array of tables ([[client]])".to_string())
+    }
+
+    fn position(&self, id: &str) -> Option<usize> {
+        self.clients()?
+            .iter()
+            .position(|t| t.get("id").and_then(Item::as_str) == Some(id))
+    }
+
+    fn require(&self, id: &str) -> Result<usize, String> {
+        self.position(id)
+            .ok_or_else(|| format!("no client with id {id:?}"))
+    }
+
+    fn client_mut(&mut self, id: &str) -> Result<&mut Table, String> {
+        let index = self.require(id)?;
+        self.clients_or_create()?
+            .get_mut(index)
+            .ok_or_else(|| format!("no client with id {id:?}"))
+    }
+
+    fn secrets_mut(&mut self, id: &str) -> Result<&mut ArrayOfTables, String> {
+        self.client_mut(id)?
+            .entry("secret")
+            .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()))
+            .as_array_of_tables_mut()
+            .ok_or_else(|| format!("client {id:?}: `secret` is not an array of tables"))
+    }
+}
+
+fn secret_table(secret: &NewSecret) -> Table {
+    let mut table = Table::new();
+    table["description"] = value(&secret.description);
+    table["hash"] = value(&secret.hash);
+    if let Some(expires) = secret.expires {
+        table["expires"] = value(format_instant(expires));
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH_A: &str = "$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAsalt$aGFzaA";
+    const HASH_B: &str = "$argon2id$v=19$m=19456,t=2,p=1$BBBBBBBBsalt$aGFzaA";
+
+    fn secret(hash: &str) -> NewSecret {
+        NewSecret {
+            description: "d".into(),
+            hash: hash.into(),
+            expires: None,
+        }
+    }
+
+    fn new_client(id: &str) -> NewClient {
+        NewClient {
+            id: id.into(),
+            name: "Name".into(),
+            scopes: vec!["a.read".into()],
+            roles: vec![],
+            token_lifetime: Some(Duration::from_secs(900)),
+            expires: None,
+            secret: secret(HASH_A),
+        }
+    }
+
+    const EXISTING: &str = "# registry of the demo\n\n[[client]]\nid = \"old\" # keep me\nname = \"Old\"\nenabled = true\n\n[[client.secret]]\nhash = \"x\"\n";
+
+    #[test]
+    fn adding_keeps_comments_and_nests_the_secret() {
+        let mut doc = RegistryDocument::parse(EXISTING).unwrap();
+        doc.add_client(&new_client("new")).unwrap();
+        let text = doc.render();
+        assert!(text.starts_with(EXISTING), "{text}");
+        assert!(text.ends_with(&format!(
+            "[[client]]\nid = \"new\"\nname = \"Name\"\nscopes = [\"a.read\"]\nroles = []\ntoken_lifetime = \"15m\"\nenabled = true\n\n[[client.secret]]\ndescription = \"d\"\nhash = \"{HASH_A}\"\n"
+        )), "{text}");
+        assert!(doc
+            .add_client(&new_client("new"))
+            .unwrap_err()
+            .contains("already exists"));
+    }
+
+    #[test]
+    fn adding_to_an_empty_file_works() {
+        let mut doc = RegistryDocument::parse("").unwrap();
+        doc.add_client(&new_client("n")).unwrap();
+        assert!(
+            doc.render().starts_with("[[client]]\nid = \"n\""),
+            "{}",
+            doc.render()
+        );
+    }
+
+    #[test]
+    fn enable_disable_and_remove_touch_only_their_client() {
+        let mut doc = RegistryDocument::parse(EXISTING).unwrap();
+        doc.add_client(&new_client("new")).unwrap();
+        doc.set_enabled("old", false).unwrap();
+        assert!(doc
+            .render()
+            .contains("id = \"old\" # keep me\nname = \"Old\"\nenabled = false\n"));
+        doc.remove_client("new").unwrap();
+        assert_eq!(
+            doc.render(),
+            EXISTING.replace("enabled = true", "enabled = false")
+        );
+        assert!(doc
+            .set_enabled("ghost", true)
+            .unwrap_err()
+            .contains("no client"));
+    }
+
+    #[test]
+    fn secrets_are_added_removed_by_reference_and_replaced() {
+        let mut doc = RegistryDocument::parse("").unwrap();
+        doc.add_client(&new_client("c")).unwrap();
+        assert!(doc
+            .remove_secret("c", "AAAAAAAA")
+            .unwrap_err()
+            .contains("only secret"));
+        doc.add_secret("c", &secret(HASH_B)).unwrap();
+        doc.remove_secret("c", "AAAAAAAA").unwrap();
+        assert!(!doc.render().contains(HASH_A) && doc.render().contains(HASH_B));
+        assert!(doc
+            .remove_secret("c", "nope")
+            .unwrap_err()
+            .contains("no secret"));
+        doc.replace_secrets("c", &secret(HASH_A)).unwrap();
+        assert!(doc.render().contains(HASH_A) && !doc.render().contains(HASH_B));
+    }
+}

@@ -1,0 +1,483 @@
+//! Loading registry files (one file, or every `*.toml` in a directory), validating every field,
+//! and writing files atomically.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::model::{Client, Registry, Secret};
+use super::Limits;
+use crate::problems::Problems;
+use crate::timefmt::{parse_duration, parse_instant};
+
+/// One registry file and its text.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// Loads and validates the registry at `path` (a file or a directory of `*.toml` files).
+pub fn load(path: &Path, limits: &Limits) -> Result<Registry, Problems> {
+    validate(&read_sources(path)?, limits)
+}
+
+/// The files that make up the registry at `path`: the file itself, or the `*.toml` files of a
+/// directory in name order. Hidden entries (editor swap files, Kubernetes' `..data`) are skipped;
+/// symlinks are followed, so ConfigMap mounts work.
+pub fn source_files(path: &Path) -> Result<Vec<PathBuf>, Problems> {
+    let mut problems = Problems::default();
+    let metadata = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            problems.push(path, "", format!("cannot read the registry: {e}"));
+            return Err(problems);
+        }
+    };
+    if !metadata.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| {
+        problems.push(path, "", format!("cannot list the registry directory: {e}"));
+        problems.clone()
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or(".");
+            !name.starts_with('.') && name.ends_with(".toml") && p.is_file()
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Reads every file of the registry at `path`.
+pub fn read_sources(path: &Path) -> Result<Vec<Source>, Problems> {
+    let mut problems = Problems::default();
+    let mut sources = Vec::new();
+    for file in source_files(path)? {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => sources.push(Source { path: file, text }),
+            Err(e) => problems.push(&file, "", format!("cannot read: {e}")),
+        }
+    }
+    problems.into_result(sources)
+}
+
+/// Parses and validates `sources` as one registry; reports every problem found.
+pub fn validate(sources: &[Source], limits: &Limits) -> Result<Registry, Problems> {
+    let mut problems = Problems::default();
+    let mut clients = Vec::new();
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    for source in sources {
+        for client in parse_file(source, limits, &mut problems) {
+            if let Some(first) = seen.get(&client.id) {
+                let field = format!("client {:?}.id", client.id);
+                let message = format!("duplicate id; already defined in {}", first.display());
+                problems.push(&source.path, field, message);
+                continue;
+            }
+            seen.insert(client.id.clone(), source.path.clone());
+            clients.push(client);
+        }
+    }
+    problems.into_result(Registry::new(clients))
+}
+
+// ---- the file as written ------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    client: Vec<RawClient>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    id: String,
+    name: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    token_lifetime: Option<String>,
+    expires: Option<String>,
+    #[serde(default = "enabled_by_default")]
+    enabled: bool,
+    #[serde(default)]
+    secret: Vec<RawSecret>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    #[serde(default)]
+    description: String,
+    hash: String,
+    expires: Option<String>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// Longest client id; ids go into URLs, headers and logs, so they are short and plain.
+pub const MAX_ID_LEN: usize = 128;
+const MAX_NAME_LEN: usize = 200;
+
+/// RFC 3986 unreserved characters: safe in form bodies, Basic credentials, headers and logs.
+pub fn is_valid_client_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
+}
+
+/// RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`. Roles follow the
+/// same rule because both travel space-separated in claims and headers.
+pub fn is_valid_scope_token(token: &str) -> bool {
+    !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}
+
+fn parse_file(source: &Source, limits: &Limits, problems: &mut Problems) -> Vec<Client> {
+    let raw: RawFile = match toml::from_str(&source.text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            problems.push(&source.path, "", e.to_string().trim_end().to_string());
+            return Vec::new();
+        }
+    };
+    let mut check = ClientChecker {
+        path: &source.path,
+        limits,
+        problems,
+    };
+    raw.client
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, c)| check.client(i, c))
+        .collect()
+}
+
+/// Converts raw clients, recording every problem with its field path.
+struct ClientChecker<'a> {
+    path: &'a Path,
+    limits: &'a Limits,
+    problems: &'a mut Problems,
+}
+
+impl ClientChecker<'_> {
+    fn client(&mut self, index: usize, raw: RawClient) -> Option<Client> {
+        let before = self.problems.0.len();
+        let at = if is_valid_client_id(&raw.id) {
+            format!("client {:?}", raw.id)
+        } else {
+            self.problem(
+                &format!("client[{index}].id"),
+                format!(
+                    "{:?} is not a valid id: use 1 to {MAX_ID_LEN} of A-Z a-z 0-9 . _ ~ -",
+                    raw.id
+                ),
+            );
+            format!("client[{index}]")
+        };
+        if raw.name.trim().is_empty()
+            || raw.name.len() > MAX_NAME_LEN
+            || raw.name.chars().any(char::is_control)
+        {
+            self.problem(
+                &format!("{at}.name"),
+                format!("must be 1 to {MAX_NAME_LEN} characters without control characters"),
+            );
+        }
+        self.tokens(&at, "scopes", &raw.scopes);
+        self.tokens(&at, "roles", &raw.roles);
+        let token_lifetime = raw.token_lifetime.as_deref().and_then(|text| {
+            let lifetime = self.parsed(&format!("{at}.token_lifetime"), parse_duration(text))?;
+            let checked = self.limits.check(lifetime);
+            self.parsed(&format!("{at}.token_lifetime"), checked.map(|_| lifetime))
+        });
+        let expires = self.instant(&format!("{at}.expires"), raw.expires.as_deref());
+        if raw.secret.is_empty() {
+            self.problem(
+                &format!("{at}.secret"),
+                "a client needs at least one [[client.secret]]",
+            );
+        }
+        let secrets: Vec<Secret> = raw
+            .secret
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| self.secret(&format!("{at}.secret[{i}]"), s))
+            .collect();
+        (self.problems.0.len() == before).then_some(Client {
+            id: raw.id,
+            name: raw.name,
+            scopes: raw.scopes,
+            roles: raw.roles,
+            token_lifetime,
+            expires,
+            enabled: raw.enabled,
+            secrets,
+        })
+    }
+
+    fn secret(&mut self, at: &str, raw: RawSecret) -> Secret {
+        if let Err(e) = check_argon2id_hash(&raw.hash) {
+            self.problem(&format!("{at}.hash"), e);
+        }
+        Secret {
+            expires: self.instant(&format!("{at}.expires"), raw.expires.as_deref()),
+            description: raw.description,
+            hash: raw.hash,
+        }
+    }
+
+    fn tokens(&mut self, at: &str, field: &str, tokens: &[String]) {
+        for (i, token) in tokens.iter().enumerate() {
+            if !is_valid_scope_token(token) {
+                let message = format!("{token:?} must be printable ASCII without spaces, \" or \\");
+                self.problem(&format!("{at}.{field}[{i}]"), message);
+            } else if tokens[..i].contains(token) {
+                self.problem(
+                    &format!("{at}.{field}[{i}]"),
+                    format!("{token:?} is listed twice"),
+                );
+            }
+        }
+    }
+
+    fn instant(&mut self, field: &str, text: Option<&str>) -> Option<time::OffsetDateTime> {
+        text.and_then(|t| self.parsed(field, parse_instant(t)))
+    }
+
+    fn parsed<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|e| self.problem(field, e)).ok()
+    }
+
+    fn problem(&mut self, field: &str, message: impl Into<String>) {
+        self.problems.push(self.path, field, message);
+    }
+}
+
+/// Bounds on the argon2 parameters a stored hash may carry. The lower bound is OWASP's weakest
+/// recommended setting; the upper bounds stop one bad hash from exhausting memory or CPU.
+const MIN_MEMORY_KIB: u32 = 7 * 1024;
+const MAX_MEMORY_KIB: u32 = 256 * 1024;
+const MAX_ITERATIONS: u32 = 16;
+const MAX_LANES: u32 = 8;
+
+/// Accepts only argon2id PHC strings with sane parameters.
+pub fn check_argon2id_hash(hash: &str) -> Result<(), String> {
+    let parsed = argon2::PasswordHash::new(hash).map_err(|e| {
+        format!("not a PHC hash string ({e}); generate one with `credgate secret add`")
+    })?;
+    if parsed.algorithm != argon2::Algorithm::Argon2id.ident() {
+        return Err(format!("algorithm {} is not argon2id", parsed.algorithm));
+    }
+    if parsed.hash.is_none() {
+        return Err("the PHC string has no hash value".into());
+    }
+    let params = argon2::Params::try_from(&parsed).map_err(|e| format!("bad parameters: {e}"))?;
+    if !(MIN_MEMORY_KIB..=MAX_MEMORY_KIB).contains(&params.m_cost())
+        || params.t_cost() > MAX_ITERATIONS
+        || params.p_cost() > MAX_LANES
+    {
+        return Err(format!(
+            "parameters m={},t={},p={} are outside m={MIN_MEMORY_KIB}..{MAX_MEMORY_KIB}, t<={MAX_ITERATIONS}, p<={MAX_LANES}",
+            params.m_cost(),
+            params.t_cost(),
+            params.p_cost()
+        ));
+    }
+    Ok(())
+}
+
+/// Replaces `path` with `contents` so that readers (the gateway's reload, a crashing editor)
+/// see either the old file or the new one, never half of it: write a temporary file beside
+/// it, flush it to disk, then rename it over. A symlinked file is written through its link.
+pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mode = std::fs::metadata(&target).map_or(0o600, |m| m.permissions().mode() & 0o777);
+    let mut temp = tempfile::Builder::new()
+        .prefix(".credgate-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)?;
+    temp.write_all(contents.as_bytes())?;
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    temp.as_file().sync_all()?;
+    temp.persist(&target).map_err(|e| e.error)?;
+    // Make the rename itself durable; not every filesystem supports syncing a directory.
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+    fn limits() -> Limits {
+        Limits {
+            min: Duration::from_secs(60),
+            max: Duration::from_secs(3600),
+        }
+    }
+
+    fn load_text(text: &str) -> Result<Registry, Problems> {
+        let source = Source {
+            path: "clients.toml".into(),
+            text: text.into(),
+        };
+        validate(&[source], &limits())
+    }
+
+    fn client(extra: &str) -> String {
+        format!(
+            "[[client]]\nid = \"a\"\nname = \"A\"\n{extra}\n[[client.secret]]\nhash = \"{HASH}\"\n"
+        )
+    }
+
+    #[test]
+    fn a_valid_client_loads_with_defaults() {
+        let registry = load_text(&client("scopes = [\"x.read\"]")).unwrap();
+        let c = registry.get("a").unwrap();
+        assert!(c.enabled);
+        assert_eq!(c.scopes, ["x.read"]);
+        assert_eq!(c.token_lifetime, None);
+        assert_eq!(c.secrets[0].reference(), "c29tZXNh");
+    }
+
+    #[test]
+    fn an_empty_registry_is_valid() {
+        assert!(load_text("").unwrap().is_empty());
+        assert!(load_text("# nothing yet\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases = [
+            (
+                client("token_lifetime = \"2h\""),
+                "client \"a\".token_lifetime: 2h is longer",
+            ),
+            (
+                client("token_lifetime = \"10s\""),
+                "client \"a\".token_lifetime: 10s is shorter",
+            ),
+            (
+                client("token_lifetime = \"soon\""),
+                "client \"a\".token_lifetime: \"soon\" is not a duration",
+            ),
+            (
+                client("expires = \"tomorrow\""),
+                "client \"a\".expires: \"tomorrow\" is not a date",
+            ),
+            (client("scopes = [\"a b\"]"), "client \"a\".scopes[0]"),
+            (
+                client("roles = [\"r\", \"r\"]"),
+                "client \"a\".roles[1]: \"r\" is listed twice",
+            ),
+            (client("colour = \"red\""), "unknown field `colour`"),
+            (
+                client("").replace("id = \"a\"", "id = \"a b\""),
+                "client[0].id: \"a b\" is not a valid id",
+            ),
+            (
+                client("").replace("id = \"a\"", "id = \"\""),
+                "client[0].id",
+            ),
+            (
+                client("").replace(HASH, "plain"),
+                "client \"a\".secret[0].hash: not a PHC hash",
+            ),
+            (
+                client("").replace("argon2id", "argon2i"),
+                "algorithm argon2i is not argon2id",
+            ),
+            (client("").replace("m=19456", "m=1048576"), "outside m="),
+            (
+                "[[client]]\nid = \"a\"\nname = \"A\"\n".to_string(),
+                "client \"a\".secret: a client needs at least one",
+            ),
+        ];
+        for (text, needle) in cases {
+            let problems = load_text(&text).unwrap_err().to_string();
+            assert!(
+                problems.contains(needle),
+                "expected {needle:?} in {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_across_files_name_both_files() {
+        let sources = [
+            Source {
+                path: "one.toml".into(),
+                text: client(""),
+            },
+            Source {
+                path: "two.toml".into(),
+                text: client(""),
+            },
+        ];
+        let problems = validate(&sources, &limits()).unwrap_err().to_string();
+        assert_eq!(
+            problems,
+            "two.toml: client \"a\".id: duplicate id; already defined in one.toml"
+        );
+    }
+
+    #[test]
+    fn a_directory_loads_its_toml_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.toml"), client("")).unwrap();
+        std::fs::write(
+            dir.path().join("b.toml"),
+            client("").replace("\"a\"", "\"b\""),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not toml").unwrap();
+        std::fs::write(dir.path().join(".a.toml.swp"), "garbage").unwrap();
+        let registry = load(dir.path(), &limits()).unwrap();
+        assert_eq!(registry.len(), 2);
+    }
+
+    #[test]
+    fn atomic_write_keeps_permissions_and_replaces_contents() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clients.toml");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&path, "new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+    }
+}

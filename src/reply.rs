@@ -1,0 +1,86 @@
+//! Complete HTTP replies built in memory (`http::Response<Vec<u8>>`) and written to a Pingora
+//! session in one go. The issuer, the admin service and the demo echo all answer this way.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use serde::Serialize;
+
+pub type Reply = Response<Vec<u8>>;
+
+/// A reply with a JSON body.
+pub fn json(status: StatusCode, body: &impl Serialize) -> Reply {
+    json_bytes(
+        status,
+        serde_json::to_vec(body).expect("reply bodies serialize"),
+    )
+}
+
+/// A reply whose body is already serialized JSON.
+pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Reply {
+    let mut reply = Response::new(body);
+    *reply.status_mut() = status;
+    reply.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    reply
+}
+
+/// Marks a reply as never to be cached (token responses, RFC 6749 §5.1).
+pub fn no_store(mut reply: Reply) -> Reply {
+    let headers = reply.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    reply
+}
+
+/// A JSON error body `{"error": code, "error_description": description}`.
+pub fn error(status: StatusCode, code: &str, description: &str) -> Reply {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        error: &'a str,
+        error_description: &'a str,
+    }
+    json(
+        status,
+        &Body {
+            error: code,
+            error_description: description,
+        },
+    )
+}
+
+pub fn not_found() -> Reply {
+    error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+/// 405 for a read-only document endpoint.
+pub fn get_only() -> Reply {
+    let mut reply = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint only answers GET",
+    );
+    reply
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET"));
+    reply
+}
+
+/// Writes `reply` as the whole response of `session`.
+pub async fn write(session: &mut Session, reply: Reply) -> pingora::Result<()> {
+    let (parts, body) = reply.into_parts();
+    let mut header = ResponseHeader::build(parts.status, Some(parts.headers.len() + 1))?;
+    for (name, value) in &parts.headers {
+        header.append_header(name.clone(), value.clone())?;
+    }
+    header.insert_header(header::CONTENT_LENGTH, body.len())?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session
+        .write_response_body(Some(Bytes::from(body)), true)
+        .await
+}

@@ -1,0 +1,69 @@
+//! Assembles and runs the Pingora server: the main listener, the admin listener and, when
+//! configured, the demo echo upstream, all in one process.
+
+use std::sync::Arc;
+
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::listening::Service;
+
+use crate::config::Config;
+use crate::issuer::keys::KeySet;
+use crate::issuer::Issuer;
+use crate::ops::admin::AdminApp;
+use crate::ops::demo::EchoApp;
+use crate::problems::Problems;
+use crate::proxy::Gateway;
+use crate::registry::{self, Store};
+
+/// Loads the registry and keys (generating a first key if there is none), then serves until
+/// SIGTERM (graceful: stop accepting, let in-flight requests finish within `grace_period`) or
+/// SIGINT (immediate). Returns only if loading fails.
+pub fn serve(config: Config) -> Result<(), Problems> {
+    let registry = registry::file::load(&config.registry.path, &config.issuer.lifetimes)?;
+    let keys = KeySet::load_or_generate(&config.issuer.keys_dir, config.issuer.algorithm)?;
+    tracing::info!(
+        clients = registry.len(),
+        kid = %keys.signing_key().kid,
+        algorithm = keys.signing_key().algorithm.name(),
+        "registry and keys loaded"
+    );
+    let issuer = Arc::new(Issuer::new(
+        config.issuer.clone(),
+        Arc::new(Store::new(registry)),
+        Arc::new(keys),
+    ));
+
+    let grace = config.server.grace_period.as_secs();
+    let server_conf = ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(grace),
+        graceful_shutdown_timeout_seconds: Some(grace.min(5)),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, server_conf);
+    server.bootstrap();
+
+    let mut main = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(issuer),
+        "credgate",
+    );
+    main.add_tcp(&config.server.listen.to_string());
+    server.add_service(main);
+    tracing::info!(listen = %config.server.listen, "gateway listening");
+
+    if let Some(admin) = &config.admin {
+        let mut service = Service::new("credgate admin".into(), AdminApp);
+        service.add_tcp(&admin.listen.to_string());
+        server.add_service(service);
+        tracing::info!(listen = %admin.listen, "admin listening");
+    }
+    if let Some(demo) = &config.demo {
+        let mut service = Service::new("credgate demo echo".into(), EchoApp);
+        service.add_tcp(&demo.echo_upstream.to_string());
+        server.add_service(service);
+        tracing::info!(listen = %demo.echo_upstream, "demo echo upstream listening");
+    }
+    server.run_forever()
+}

@@ -1,0 +1,98 @@
+//! The two human time formats of the config and registry files: durations (`15m`, `1h`,
+//! `1y`) and instants (RFC 3339, or a plain `YYYY-MM-DD` meaning midnight UTC).
+
+use std::time::Duration;
+
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, UtcOffset};
+
+/// Parses `15m`, `1h 30m`, `90s`, `1y` (humantime syntax).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration ({e}); write e.g. 15m, 1h or 30d"))
+}
+
+/// The inverse of [`parse_duration`], in the largest exact units (`15m`, `1h 30m`).
+pub fn format_duration(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
+/// Parses an RFC 3339 timestamp (`2027-06-30T00:00:00Z`) or a date (`2027-06-30`, midnight UTC).
+pub fn parse_instant(text: &str) -> Result<OffsetDateTime, String> {
+    let text = text.trim();
+    if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(t.to_offset(UtcOffset::UTC));
+    }
+    Date::parse(text, format_description!("[year]-[month]-[day]"))
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| {
+            format!("{text:?} is not a date; write RFC 3339 (2027-06-30T00:00:00Z) or 2027-06-30")
+        })
+}
+
+/// Formats an instant as RFC 3339 in UTC, the form the registry files use.
+pub fn format_instant(instant: OffsetDateTime) -> String {
+    instant
+        .to_offset(UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(instant)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| instant.to_string())
+}
+
+/// An expiry given on the command line: `never`, a date, or a duration from now (`1y`).
+pub fn parse_expiry(text: &str, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, String> {
+    if text.trim().eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    if let Ok(instant) = parse_instant(text) {
+        return Ok(Some(instant));
+    }
+    let duration = parse_duration(text).map_err(|_| {
+        format!("{text:?} is neither `never`, a date (2027-06-30) nor a duration (1y)")
+    })?;
+    Ok(Some(now + duration))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn durations_round_trip() {
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h 30m");
+        assert!(parse_duration("fifteen")
+            .unwrap_err()
+            .contains("not a duration"));
+    }
+
+    #[test]
+    fn instants_accept_rfc3339_and_dates() {
+        let t = parse_instant("2027-06-30T02:00:00+02:00").unwrap();
+        assert_eq!(t, datetime!(2027-06-30 00:00 UTC));
+        assert_eq!(
+            parse_instant("2027-06-30").unwrap(),
+            datetime!(2027-06-30 00:00 UTC)
+        );
+        assert_eq!(format_instant(t), "2027-06-30T00:00:00Z");
+        assert!(parse_instant("30/06/2027").is_err());
+    }
+
+    #[test]
+    fn expiry_accepts_never_dates_and_relative() {
+        let now = datetime!(2026-11-23 00:00 UTC);
+        assert_eq!(parse_expiry("never", now).unwrap(), None);
+        assert_eq!(
+            parse_expiry("2027-01-01", now).unwrap(),
+            Some(datetime!(2027-01-01 00:00 UTC))
+        );
+        assert_eq!(
+            parse_expiry("30d", now).unwrap(),
+            Some(datetime!(2026-12-23 00:00 UTC))
+        );
+        assert!(parse_expiry("soon", now).is_err());
+    }
+}
