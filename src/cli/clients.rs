@@ -58,15 +58,11 @@ pub struct AddArgs {
 #[derive(Args)]
 pub struct SecretArgs {
     /// When the secret stops working: a date, a duration from now (1y), or `never`.
-    #[arg(
-        long = "secret-expires",
-        default_value = "1y",
-        value_name = "DATE|DURATION|never"
-    )]
-    expires: String,
+    #[arg(long, default_value = "1y", value_name = "DATE|DURATION|never")]
+    secret_expires: String,
     /// A note to recognise the secret by; default: `created <date>`.
-    #[arg(long = "secret-description", value_name = "TEXT")]
-    description: Option<String>,
+    #[arg(long, value_name = "TEXT")]
+    secret_description: Option<String>,
     /// Print exactly one JSON object {"client_id", "client_secret"} on stdout.
     #[arg(long)]
     json: bool,
@@ -191,11 +187,12 @@ fn id_from_name(name: &str) -> Option<String> {
 /// A fresh secret and the registry entry that stores only its hash.
 fn new_secret(args: &SecretArgs) -> anyhow::Result<(zeroize::Zeroizing<String>, NewSecret)> {
     let now = OffsetDateTime::now_utc();
-    let expires = parse_expiry(&args.expires, now).map_err(|e| anyhow!("--secret-expires: {e}"))?;
+    let expires =
+        parse_expiry(&args.secret_expires, now).map_err(|e| anyhow!("--secret-expires: {e}"))?;
     let plain = generate_secret();
     let entry = NewSecret {
         description: args
-            .description
+            .secret_description
             .clone()
             .unwrap_or_else(|| format!("created {}", &format_instant(now)[..10])),
         hash: hash_secret(&plain),

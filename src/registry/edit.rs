@@ -68,6 +68,15 @@ impl RegistryDocument {
         let mut secrets = ArrayOfTables::new();
         secrets.push(secret_table(&client.secret));
         table.insert("secret", Item::ArrayOfTables(secrets));
+        // Comments after the last table belong to the document's trailing text, which
+        // toml_edit prints after every table; keep them above the client we append.
+        let trailing = self.doc.trailing().as_str().unwrap_or("").to_owned();
+        if !trailing.trim().is_empty() {
+            table
+                .decor_mut()
+                .set_prefix(format!("{}\n", trailing.trim_end()) + "\n");
+            self.doc.set_trailing("");
+        }
         self.clients_or_create()?.push(table);
         Ok(())
     }
@@ -210,6 +219,19 @@ mod tests {
             .add_client(&new_client("new"))
             .unwrap_err()
             .contains("already exists"));
+    }
+
+    #[test]
+    fn comments_of_a_file_without_clients_stay_on_top() {
+        let header = "# the registry\n# of the demo\n";
+        let mut doc = RegistryDocument::parse(header).unwrap();
+        doc.add_client(&new_client("n")).unwrap();
+        assert!(
+            doc.render()
+                .starts_with(&format!("{header}\n[[client]]\nid = \"n\"")),
+            "{}",
+            doc.render()
+        );
     }
 
     #[test]
