@@ -1,0 +1,251 @@
+//! The admin command line against real registry files and a real gateway.
+
+mod common;
+
+use common::{cli, client_toml, json, Setup};
+
+const GRANT: (&str, &str) = ("grant_type", "client_credentials");
+
+fn stdout(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "credgate failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+/// `--json` prints exactly one JSON object with the id and the new secret.
+fn created(output: &std::process::Output) -> (String, String) {
+    let out = stdout(output);
+    assert_eq!(out.lines().count(), 1, "exactly one line: {out}");
+    let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(value.as_object().unwrap().len(), 2, "{value}");
+    let id = value["client_id"].as_str().unwrap().to_owned();
+    let secret = value["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 43, "32 random bytes, base64url");
+    (id, secret)
+}
+
+async fn token_status(gw: &common::Gateway, id: &str, secret: &str) -> u16 {
+    gw.token(Some((id, secret)), &[GRANT])
+        .await
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn add_serve_rotate_restart_round_trip() {
+    let gw = Setup::new("# an empty registry\n").start();
+    let added = gw.cli(&[
+        "client",
+        "add",
+        "--name",
+        "Hire New Employees",
+        "--scope",
+        "hr.read",
+        "--token-lifetime",
+        "15m",
+        "--json",
+    ]);
+    let (id, first) = created(&added);
+    assert_eq!(id, "hire-new-employees");
+    let registry = std::fs::read_to_string(gw.home.join("clients.toml")).unwrap();
+    assert!(
+        registry.starts_with("# an empty registry\n"),
+        "comments kept:\n{registry}"
+    );
+    assert!(!registry.contains(&first), "only the hash is stored");
+
+    let gw = gw.restart();
+    let body = json(gw.token(Some((&id, &first)), &[GRANT]).await).await;
+    assert_eq!(body["scope"], "hr.read");
+    assert_eq!(body["expires_in"], 900);
+
+    let (_, second) = created(&gw.cli(&["secret", "rotate", &id, "--json"]));
+    assert_ne!(first, second);
+
+    let gw = gw.restart();
+    let refused = gw.token(Some((&id, &first)), &[GRANT]).await;
+    common::assert_oauth_error(refused, 401, "invalid_client", true).await;
+    assert_eq!(token_status(&gw, &id, &second).await, 200);
+}
+
+#[tokio::test]
+async fn a_second_secret_overlaps_until_the_first_is_removed() {
+    let gw = Setup::new(client_toml("svc", "first-secret", "", "")).start();
+    let (_, second) =
+        created(&gw.cli(&["secret", "add", "svc", "--secret-expires", "30d", "--json"]));
+    let show = stdout(&gw.cli(&["client", "show", "svc"]));
+    assert!(
+        !show.contains(&second) && !show.contains("$argon2id"),
+        "no secret or hash shown:\n{show}"
+    );
+    let first_ref = show
+        .lines()
+        .find(|l| l.contains("test"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let gw = gw.restart();
+    assert_eq!(token_status(&gw, "svc", "first-secret").await, 200);
+    assert_eq!(token_status(&gw, "svc", &second).await, 200);
+    let removed = gw.cli(&["secret", "remove", "svc", &first_ref]);
+    assert!(stdout(&removed).contains("Removed secret"));
+
+    let gw = gw.restart();
+    assert_eq!(token_status(&gw, "svc", "first-secret").await, 401);
+    assert_eq!(token_status(&gw, "svc", &second).await, 200);
+    let unknown = gw.cli(&["secret", "remove", "svc", "nosuchref"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("has no secret \"nosuchref\""));
+}
+
+#[tokio::test]
+async fn disable_enable_and_remove_take_effect_after_a_restart() {
+    let registry = client_toml("svc", "pw", "", "") + &client_toml("other", "pw", "", "");
+    let gw = Setup::new(registry).start();
+    stdout(&gw.cli(&["client", "disable", "svc"]));
+    let gw = gw.restart();
+    assert_eq!(token_status(&gw, "svc", "pw").await, 401);
+    let list = stdout(&gw.cli(&["client", "list"]));
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("svc") && l.contains("disabled")),
+        "{list}"
+    );
+
+    stdout(&gw.cli(&["client", "enable", "svc"]));
+    stdout(&gw.cli(&["client", "remove", "other"]));
+    let gw = gw.restart();
+    assert_eq!(token_status(&gw, "svc", "pw").await, 200);
+    assert_eq!(token_status(&gw, "other", "pw").await, 401);
+    let missing = gw.cli(&["client", "disable", "other"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no client with id \"other\""));
+}
+
+#[test]
+fn an_edit_that_would_break_the_registry_is_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let before = client_toml("svc", "pw", "", "");
+    std::fs::write(dir.path().join("clients.toml"), &before).unwrap();
+    let cases: [&[&str]; 4] = [
+        &[
+            "client",
+            "add",
+            "--name",
+            "Too Long",
+            "--token-lifetime",
+            "5h",
+        ],
+        &["client", "add", "--name", "Dup", "--id", "svc"],
+        &["client", "add", "--name", "Bad Id", "--id", "bad id"],
+        &["client", "add", "--name", "Bad Scope", "--scope", "a\"b"],
+    ];
+    for args in cases {
+        let output = cli(&config, args);
+        assert!(!output.status.success(), "{args:?} should fail");
+        assert!(!output.stderr.is_empty());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("clients.toml")).unwrap(),
+            before,
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn a_registry_directory_gets_one_file_per_new_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let clients = dir.path().join("clients.d");
+    std::fs::create_dir(&clients).unwrap();
+    let config = write_config(dir.path(), &format!("path = \"{}\"", clients.display()));
+    let (id, _) = created(&cli(&config, &["client", "add", "--name", "One", "--json"]));
+    assert!(clients.join(format!("{id}.toml")).is_file());
+    created(&cli(&config, &["client", "add", "--name", "Two", "--json"]));
+    stdout(&cli(&config, &["client", "disable", "one"]));
+    let one = std::fs::read_to_string(clients.join("one.toml")).unwrap();
+    assert!(one.contains("enabled = false"));
+    let check = stdout(&cli(&config, &["check"]));
+    assert!(check.contains("ok, 2 client(s)"), "{check}");
+}
+
+#[test]
+fn check_reports_every_problem_with_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let registry = client_toml("ok", "pw", "", "")
+        + &client_toml("ok", "pw", "", "")
+        + &client_toml(
+            "bad",
+            "pw",
+            "token_lifetime = \"3h\"\nexpires = \"someday\"",
+            "",
+        );
+    std::fs::write(dir.path().join("clients.toml"), registry).unwrap();
+    let output = cli(&config, &["check"]);
+    assert_eq!(output.status.code(), Some(1));
+    let errors = String::from_utf8_lossy(&output.stderr);
+    let file = dir.path().join("clients.toml").display().to_string();
+    for needle in [
+        format!("{file}: client \"ok\".id: duplicate id"),
+        format!("{file}: client \"bad\".token_lifetime: 3h is longer"),
+        format!("{file}: client \"bad\".expires: \"someday\" is not a date"),
+        "3 problem(s) found".to_string(),
+    ] {
+        assert!(errors.contains(&needle), "missing {needle:?} in:\n{errors}");
+    }
+}
+
+#[test]
+fn check_accepts_the_shipped_demo_config() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new(common::BIN)
+        .current_dir(root)
+        .args(["check"])
+        .output()
+        .unwrap();
+    let out = stdout(&output);
+    assert!(
+        out.contains("config/clients.toml: ok, 1 client(s)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn keys_generate_and_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    std::fs::write(dir.path().join("clients.toml"), "").unwrap();
+    let generated = stdout(&cli(&config, &["keys", "generate"]));
+    assert!(generated.contains("Generated a EdDSA key"), "{generated}");
+    stdout(&cli(&config, &["keys", "generate", "--algorithm", "ES256"]));
+    let list = stdout(&cli(&config, &["keys", "list"]));
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.contains("EdDSA") && l.contains("yes")),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.contains("ES256") && !l.contains("yes")),
+        "{list}"
+    );
+}
+
+/// A minimal gateway config in `dir`; `registry` replaces the `[registry]` body if given.
+fn write_config(dir: &std::path::Path, registry: &str) -> std::path::PathBuf {
+    let registry = if registry.is_empty() {
+        format!("path = \"{}\"", dir.join("clients.toml").display())
+    } else {
+        registry.to_owned()
+    };
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:1\"\n[issuer]\nissuer = \"http://x\"\nkeys_dir = \"{}\"\naudience = \"a\"\n[registry]\n{registry}\n",
+        dir.join("keys").display()
+    );
+    let path = dir.join("credgate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}

@@ -1,0 +1,261 @@
+//! Test harness: runs the real `credgate` binary on free loopback ports with its own config,
+//! registry and keys in a temporary directory, and talks HTTP to it.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use credgate::issuer::secrets::hash_secret;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_credgate");
+
+/// A port nobody listens on right now (the OS picks it; we release it for the gateway).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A `[[client]]` entry with one secret; `extra` lines go into the client table and
+/// `secret_extra` into its secret table.
+pub fn client_toml(id: &str, secret: &str, extra: &str, secret_extra: &str) -> String {
+    format!(
+        "[[client]]\nid = \"{id}\"\nname = \"Client {id}\"\n{extra}\n\n[[client.secret]]\ndescription = \"test\"\nhash = \"{}\"\n{secret_extra}\n\n",
+        hash_secret(secret)
+    )
+}
+
+/// What a test gateway is started with.
+pub struct Setup {
+    pub registry: String,
+    /// Extra lines for the `[issuer]` table.
+    pub issuer_extra: String,
+    /// An existing directory to use as the gateway's home instead of a fresh one.
+    pub home: Option<PathBuf>,
+}
+
+impl Setup {
+    pub fn new(registry: impl Into<String>) -> Self {
+        Setup {
+            registry: registry.into(),
+            issuer_extra: String::new(),
+            home: None,
+        }
+    }
+
+    pub fn issuer(mut self, lines: &str) -> Self {
+        self.issuer_extra.push_str(lines);
+        self.issuer_extra.push('\n');
+        self
+    }
+
+    pub fn start(self) -> Gateway {
+        Gateway::start(self)
+    }
+}
+
+/// A running gateway process; killed when dropped.
+pub struct Gateway {
+    dir: Option<tempfile::TempDir>,
+    issuer_extra: String,
+    pub home: PathBuf,
+    pub base: String,
+    pub admin: String,
+    pub config: PathBuf,
+    child: Child,
+    pub http: reqwest::Client,
+}
+
+impl Gateway {
+    fn start(setup: Setup) -> Gateway {
+        let (mut dir, home) = match setup.home.clone() {
+            Some(home) => (None, home),
+            None => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let home = dir.path().to_path_buf();
+                (Some(dir), home)
+            }
+        };
+        let registry = home.join("clients.toml");
+        if setup.home.is_none() || !registry.exists() {
+            std::fs::write(&registry, &setup.registry).expect("write registry");
+        }
+        // A port picked free can be taken by someone else before we bind it: retry then.
+        for _ in 0..5 {
+            let (port, admin_port) = (free_port(), free_port());
+            let config = write_config(&home, port, admin_port, &setup.issuer_extra);
+            let log = std::fs::File::create(home.join("gateway.log")).expect("log file");
+            let child = Command::new(BIN)
+                .arg("--config")
+                .arg(&config)
+                .arg("serve")
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start credgate");
+            let mut gateway = Gateway {
+                dir,
+                issuer_extra: setup.issuer_extra.clone(),
+                home: home.clone(),
+                base: format!("http://127.0.0.1:{port}"),
+                admin: format!("http://127.0.0.1:{admin_port}"),
+                config,
+                child,
+                http: reqwest::Client::new(),
+            };
+            if gateway.wait_ready() {
+                return gateway;
+            }
+            let log = gateway.log();
+            assert!(
+                log.contains("Address already in use") || log.contains("Address in use"),
+                "the gateway did not start:\n{log}"
+            );
+            dir = gateway.dir.take();
+        }
+        panic!("no free ports for the gateway after 5 tries");
+    }
+
+    /// Polls the admin listener's /healthz and the main port until both answer.
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            let admin_up =
+                std::net::TcpStream::connect(self.admin.trim_start_matches("http://")).is_ok();
+            let main_up =
+                std::net::TcpStream::connect(self.base.trim_start_matches("http://")).is_ok();
+            if admin_up && main_up {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("the gateway did not come up in 30 s:\n{}", self.log());
+    }
+
+    /// Everything the gateway logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.home.join("gateway.log")).unwrap_or_default()
+    }
+
+    /// Stops the process and starts a new one on the same files (registry, keys).
+    pub fn restart(mut self) -> Gateway {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let setup = Setup {
+            registry: String::new(),
+            issuer_extra: self.issuer_extra.clone(),
+            home: Some(self.home.clone()),
+        };
+        let mut restarted = Gateway::start(setup);
+        restarted.dir = self.dir.take();
+        restarted
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs a form to the token endpoint, optionally with HTTP Basic credentials.
+    pub async fn token(
+        &self,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.http.post(self.url("/connect/token")).form(form);
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        request.send().await.expect("token request")
+    }
+
+    /// Runs the `credgate` CLI against this gateway's config.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        cli(&self.config, args)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `credgate --config CONFIG ARGS...` and returns its output.
+pub fn cli(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run credgate")
+}
+
+fn write_config(home: &Path, port: u16, admin_port: u16, issuer_extra: &str) -> PathBuf {
+    let path = home.join("credgate.toml");
+    let text = format!(
+        r#"[server]
+listen = "127.0.0.1:{port}"
+grace_period = "0s"
+
+[issuer]
+issuer = "http://127.0.0.1:{port}"
+keys_dir = "{keys}"
+audience = "test-api"
+max_token_lifetime = "2h"
+{issuer_extra}
+
+[registry]
+path = "{registry}"
+
+[admin]
+listen = "127.0.0.1:{admin_port}"
+"#,
+        keys = home.join("keys").display(),
+        registry = home.join("clients.toml").display(),
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// The JSON body of a response.
+pub async fn json(response: reqwest::Response) -> serde_json::Value {
+    response.json().await.expect("a JSON body")
+}
+
+/// Asserts an OAuth error response: status, `error` code, and the Basic challenge or its absence.
+pub async fn assert_oauth_error(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+    challenge: bool,
+) {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let header = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    if challenge {
+        assert_eq!(header.as_deref(), Some("Basic realm=\"credgate\""));
+    } else {
+        assert_eq!(header, None, "no WWW-Authenticate expected");
+    }
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body = json(response).await;
+    assert_eq!(body["error"], code, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
+}
