@@ -24,8 +24,41 @@ pub struct Config {
     pub server: ServerConfig,
     pub issuer: IssuerConfig,
     pub registry: RegistryConfig,
+    pub guard: GuardConfig,
+    pub routes: Vec<RouteConfig>,
     pub admin: Option<AdminConfig>,
     pub demo: Option<DemoConfig>,
+}
+
+/// Bearer-token validation in front of protected routes.
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    /// Clock skew tolerated on `exp` and `nbf` (at most 30 s).
+    pub leeway: Duration,
+    /// Verified tokens kept in the validation cache.
+    pub cache_capacity: u64,
+    /// Longest a verified token stays cached (never past its `exp`).
+    pub cache_ttl: Duration,
+}
+
+/// One `[[route]]`: requests under `prefix` go to `upstream` once their token passes.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub prefix: String,
+    /// As written (`host:port`), for logs and the SNI-less Host.
+    pub upstream_name: String,
+    /// Resolved once at load.
+    pub upstream: SocketAddr,
+    /// Every one of these scopes is required.
+    pub scopes: Vec<String>,
+    /// Any one of these roles is required (none = no role check).
+    pub roles: Vec<String>,
+    /// No token needed at all.
+    pub public: bool,
+    /// Forward the inbound `Authorization` header (default: removed).
+    pub keep_authorization: bool,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -80,9 +113,60 @@ struct RawConfig {
     server: RawServer,
     issuer: RawIssuer,
     registry: RawRegistry,
+    #[serde(default)]
+    guard: RawGuard,
+    #[serde(default, rename = "route")]
+    routes: Vec<RawRoute>,
     admin: Option<RawAdmin>,
     demo: Option<RawDemo>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawGuard {
+    leeway: String,
+    cache_capacity: u64,
+    cache_ttl: String,
+}
+
+impl Default for RawGuard {
+    fn default() -> Self {
+        RawGuard {
+            leeway: "5s".into(),
+            cache_capacity: 100_000,
+            cache_ttl: "5m".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    prefix: String,
+    upstream: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    public: bool,
+    #[serde(default)]
+    keep_authorization: bool,
+    #[serde(default = "default_connect_timeout")]
+    connect_timeout: String,
+    #[serde(default = "default_read_timeout")]
+    read_timeout: String,
+}
+
+fn default_connect_timeout() -> String {
+    "5s".into()
+}
+fn default_read_timeout() -> String {
+    "60s".into()
+}
+
+/// The most clock skew the guard may tolerate.
+const MAX_LEEWAY: Duration = Duration::from_secs(30);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -149,7 +233,8 @@ fn default_verify_queue() -> usize {
 }
 
 /// Paths the gateway serves itself; a token path may not shadow them.
-pub const RESERVED_PATHS: [&str; 3] = [
+pub const RESERVED_PATHS: [&str; 4] = [
+    "/connect/introspect",
     "/.well-known/openid-configuration",
     "/.well-known/oauth-authorization-server",
     "/.well-known/jwks.json",
@@ -216,14 +301,90 @@ impl Checker<'_> {
                 .map(|d| ("demo.echo_upstream", d.echo_upstream)),
         );
         self.distinct_listeners(&listeners);
+        let guard = GuardConfig {
+            leeway: self.duration("guard.leeway", &raw.guard.leeway),
+            cache_capacity: raw.guard.cache_capacity,
+            cache_ttl: self.duration("guard.cache_ttl", &raw.guard.cache_ttl),
+        };
+        if guard.leeway > MAX_LEEWAY {
+            self.problem("guard.leeway", "must be at most 30s");
+        }
+        let routes = raw
+            .routes
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| self.route(&format!("route[{i}]"), r))
+            .collect::<Vec<_>>();
+        for (i, route) in routes.iter().enumerate() {
+            if routes[..i].iter().any(|r| r.prefix == route.prefix) {
+                self.problem(
+                    &format!("route[{i}].prefix"),
+                    format!("{:?} is listed twice", route.prefix),
+                );
+            }
+        }
         Config {
             server,
             issuer,
             registry: RegistryConfig {
                 path: raw.registry.path,
             },
+            guard,
+            routes,
             admin,
             demo,
+        }
+    }
+
+    fn route(&mut self, at: &str, raw: RawRoute) -> RouteConfig {
+        match crate::path::canonicalize(&raw.prefix) {
+            Ok(canonical) if canonical == raw.prefix => {}
+            Ok(_) => self.problem(
+                &format!("{at}.prefix"),
+                "write the prefix without percent-escapes",
+            ),
+            Err(e) => self.problem(
+                &format!("{at}.prefix"),
+                format!("{:?}: {}", raw.prefix, e.0),
+            ),
+        }
+        if raw.public && !(raw.scopes.is_empty() && raw.roles.is_empty()) {
+            self.problem(
+                &format!("{at}.public"),
+                "a public route cannot require scopes or roles",
+            );
+        }
+        for (field, tokens) in [("scopes", &raw.scopes), ("roles", &raw.roles)] {
+            for (i, token) in tokens.iter().enumerate() {
+                if !crate::registry::file::is_valid_scope_token(token) {
+                    let message =
+                        format!("{token:?} must be printable ASCII without spaces, \" or \\");
+                    self.problem(&format!("{at}.{field}[{i}]"), message);
+                }
+            }
+        }
+        RouteConfig {
+            upstream: self.resolve(&format!("{at}.upstream"), &raw.upstream),
+            upstream_name: raw.upstream,
+            connect_timeout: self.duration(&format!("{at}.connect_timeout"), &raw.connect_timeout),
+            read_timeout: self.duration(&format!("{at}.read_timeout"), &raw.read_timeout),
+            prefix: raw.prefix,
+            scopes: raw.scopes,
+            roles: raw.roles,
+            public: raw.public,
+            keep_authorization: raw.keep_authorization,
+        }
+    }
+
+    /// Resolves `host:port` once; upstreams are addressed by IP from then on.
+    fn resolve(&mut self, field: &str, text: &str) -> SocketAddr {
+        use std::net::ToSocketAddrs;
+        match text.to_socket_addrs().map(|mut a| a.next()) {
+            Ok(Some(addr)) => addr,
+            Ok(None) | Err(_) => {
+                self.problem(field, format!("{text:?} is not a reachable host:port"));
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            }
         }
     }
 
@@ -398,6 +559,34 @@ path = "clients.toml"
         let problems = parse(&text).unwrap_err().to_string();
         assert!(problems.contains("unknown field `audeince`"), "{problems}");
         assert!(problems.contains("line 7"), "{problems}");
+    }
+
+    #[test]
+    fn routes_are_validated() {
+        let text = format!(
+            "{MINIMAL}[[route]]\nprefix = \"/api/\"\nupstream = \"127.0.0.1:9000\"\nscopes = [\"a\"]\n\
+             [[route]]\nprefix = \"/api/\"\nupstream = \"nowhere\"\n\
+             [[route]]\nprefix = \"/x/../y\"\nupstream = \"127.0.0.1:1\"\npublic = true\nroles = [\"r\"]\n\
+             [guard]\nleeway = \"1m\"\n"
+        );
+        let problems = parse(&text).unwrap_err().to_string();
+        for needle in [
+            "route[1].prefix: \"/api/\" is listed twice",
+            "route[1].upstream: \"nowhere\" is not a reachable host:port",
+            "route[2].prefix: \"/x/../y\": dot segments",
+            "route[2].public: a public route cannot require scopes or roles",
+            "guard.leeway: must be at most 30s",
+        ] {
+            assert!(
+                problems.contains(needle),
+                "missing {needle:?} in:\n{problems}"
+            );
+        }
+        let good =
+            format!("{MINIMAL}[[route]]\nprefix = \"/api/\"\nupstream = \"127.0.0.1:9000\"\n");
+        let config = parse(&good).unwrap();
+        assert_eq!(config.routes[0].read_timeout, Duration::from_secs(60));
+        assert_eq!(config.guard.cache_capacity, 100_000);
     }
 
     #[test]

@@ -6,8 +6,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod guard;
 pub mod issuer;
 pub mod ops;
+pub mod path;
 pub mod problems;
 pub mod proxy;
 pub mod registry;

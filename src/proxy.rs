@@ -1,49 +1,78 @@
-//! The Pingora `ProxyHttp` implementation of the main listener: every request is resolved by
-//! the route table and answered in `request_filter`.
+//! The Pingora `ProxyHttp` implementation of the main listener.
+//!
+//! `request_filter` resolves the path: issuer endpoints are answered right there; a protected
+//! route's request must pass the guard, or is answered with its refusal; only then does Pingora
+//! ask `upstream_peer` where to send it and `upstream_request_filter` to rewrite its headers.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http::header;
+use http::{header, HeaderName, HeaderValue, StatusCode};
 use pingora::prelude::*;
-use pingora::proxy::{ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::ErrorSource;
 
+use crate::guard::verify::Identity;
+use crate::guard::Guard;
 use crate::issuer::error::OAuthError;
 use crate::issuer::request::MAX_BODY_BYTES;
+use crate::issuer::token::TokenHttpRequest;
 use crate::issuer::Issuer;
 use crate::reply::{self, Reply};
-use crate::routes::{Endpoint, RouteTable};
+use crate::routes::{Endpoint, Route, RouteTable};
 
-/// How long a client may take to send the token request body.
+/// How long a client may stall while sending a token or introspection request body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Headers only credgate may set; inbound copies are removed so clients cannot spoof them.
+const IDENTITY_PREFIX: &str = "x-credgate-";
+static CLIENT_ID: HeaderName = HeaderName::from_static("x-credgate-client-id");
+static SCOPE: HeaderName = HeaderName::from_static("x-credgate-scope");
+static ROLES: HeaderName = HeaderName::from_static("x-credgate-roles");
+static FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 pub struct Gateway {
     routes: RouteTable,
     issuer: Arc<Issuer>,
+    guard: Arc<Guard>,
+}
+
+/// Per-request state: the route being proxied to and who the token says the caller is.
+#[derive(Default)]
+pub struct RequestCtx {
+    route: Option<Arc<Route>>,
+    identity: Option<Arc<Identity>>,
 }
 
 impl Gateway {
-    pub fn new(issuer: Arc<Issuer>) -> Self {
+    pub fn new(routes: RouteTable, issuer: Arc<Issuer>, guard: Arc<Guard>) -> Self {
         Gateway {
-            routes: RouteTable::new(issuer.config()),
+            routes,
             issuer,
+            guard,
         }
     }
 
-    async fn token(&self, session: &mut Session) -> Result<Reply> {
+    /// Answers a token or introspection request (both are small bounded form POSTs).
+    async fn issuer_endpoint(&self, session: &mut Session, introspect: bool) -> Result<Reply> {
         let body = match read_body(session, MAX_BODY_BYTES).await? {
             Ok(body) => body,
             Err(too_large) => return Ok(too_large),
         };
         let req = session.req_header();
-        let request = crate::issuer::token::TokenHttpRequest {
+        let request = TokenHttpRequest {
             method: &req.method,
             content_type: req.headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()),
             authorization: req.headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
             body: &body,
         };
-        Ok(self.issuer.token(request).await)
+        Ok(if introspect {
+            self.issuer.introspect(request, &self.guard).await
+        } else {
+            self.issuer.token(request).await
+        })
     }
 }
 
@@ -78,26 +107,155 @@ async fn read_body(
 
 #[async_trait]
 impl ProxyHttp for Gateway {
-    type CTX = ();
+    type CTX = RequestCtx;
 
-    fn new_ctx(&self) -> Self::CTX {}
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::default()
+    }
 
-    async fn request_filter(&self, session: &mut Session, _ctx: &mut Self::CTX) -> Result<bool> {
-        let endpoint = self.routes.resolve(session.req_header().uri.path());
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let is_get = session.req_header().method == http::Method::GET;
-        let reply = match endpoint {
-            Endpoint::Token => self.token(session).await?,
-            Endpoint::Metadata if is_get => self.issuer.metadata(),
-            Endpoint::Jwks if is_get => self.issuer.jwks(),
-            Endpoint::Metadata | Endpoint::Jwks => reply::get_only(),
-            Endpoint::NotFound => reply::not_found(),
+        let reply = match self.routes.resolve(session.req_header().uri.path()) {
+            Err(e) => reply::error(StatusCode::BAD_REQUEST, "invalid_request", e.0),
+            Ok(Endpoint::Token) => self.issuer_endpoint(session, false).await?,
+            Ok(Endpoint::Introspect) => self.issuer_endpoint(session, true).await?,
+            Ok(Endpoint::Metadata) if is_get => self.issuer.metadata(),
+            Ok(Endpoint::Jwks) if is_get => self.issuer.jwks(),
+            Ok(Endpoint::Metadata | Endpoint::Jwks) => reply::get_only(),
+            Ok(Endpoint::NotFound) => reply::not_found(),
+            Ok(Endpoint::Protected(route)) => {
+                if !route.policy.public {
+                    let admitted = self
+                        .guard
+                        .admit(&session.req_header().headers, &route.policy)
+                        .await;
+                    match admitted {
+                        Ok(identity) => ctx.identity = Some(identity),
+                        Err(denial) => {
+                            tracing::info!(route = %route.prefix, outcome = denial.code(), "request refused");
+                            reply::write(session, denial.into_reply()).await?;
+                            return Ok(true);
+                        }
+                    }
+                }
+                ctx.route = Some(route);
+                return Ok(false);
+            }
         };
         reply::write(session, reply).await?;
         Ok(true)
     }
 
-    /// Nothing is proxied yet: `request_filter` answers every request itself.
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
-        Error::e_explain(ErrorType::InternalError, "no upstream is configured")
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        match &ctx.route {
+            Some(route) => Ok(route.peer()),
+            None => Error::e_explain(ErrorType::InternalError, "no route was resolved"),
+        }
+    }
+
+    /// Connection failures are not retried: the request goes to one upstream once.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        _ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        e.set_retry(false);
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let spoofed: Vec<HeaderName> = upstream
+            .headers
+            .keys()
+            .filter(|name| name.as_str().starts_with(IDENTITY_PREFIX))
+            .cloned()
+            .collect();
+        for name in &spoofed {
+            upstream.remove_header(name);
+        }
+        if !ctx.route.as_ref().is_some_and(|r| r.keep_authorization) {
+            upstream.remove_header(&header::AUTHORIZATION);
+        }
+        if let Some(identity) = &ctx.identity {
+            upstream.insert_header(CLIENT_ID.clone(), identity.headers.client_id.clone())?;
+            upstream.insert_header(SCOPE.clone(), identity.headers.scope.clone())?;
+            upstream.insert_header(ROLES.clone(), identity.headers.roles.clone())?;
+        }
+        if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
+            let ip = addr.ip().to_string();
+            let forwarded = match upstream
+                .headers
+                .get(&FORWARDED_FOR)
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(earlier) => format!("{earlier}, {ip}"),
+                None => ip,
+            };
+            upstream.insert_header(FORWARDED_FOR.clone(), forwarded)?;
+        }
+        upstream.insert_header(FORWARDED_PROTO.clone(), HeaderValue::from_static("http"))?;
+        Ok(())
+    }
+
+    /// Upstream failures become JSON 502 (refused, reset, bad answer) or 504 (timed out); the
+    /// client never sees Pingora's internals.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let route = ctx.route.as_ref().map_or("-", |r| r.prefix.as_str());
+        let (status, code, description) = match (e.esource(), e.etype()) {
+            (_, ErrorType::HTTPStatus(status)) => (*status, "error", "the request failed"),
+            (
+                ErrorSource::Upstream,
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+            ) => (
+                504,
+                "upstream_timeout",
+                "the upstream did not answer in time",
+            ),
+            (ErrorSource::Upstream, _) => (502, "bad_gateway", "the upstream is unavailable"),
+            (
+                ErrorSource::Downstream,
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+            ) => (0, "", ""),
+            (ErrorSource::Downstream, _) => {
+                (400, "invalid_request", "the request could not be read")
+            }
+            _ => (500, "server_error", "internal error"),
+        };
+        if status >= 500 {
+            tracing::warn!(route, status, error = %e, "proxying failed");
+        }
+        if status > 0 && session.response_written().is_none() {
+            // Pingora closes this connection after a failed proxy attempt; say so, or the
+            // client would send its next request into a closed socket.
+            session.set_keepalive(None);
+            let reply = reply::error(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                code,
+                description,
+            );
+            if let Err(write_error) = reply::write(session, reply).await {
+                tracing::debug!(error = %write_error, "could not send the error response");
+            }
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
     }
 }

@@ -1,40 +1,107 @@
 //! The route table: which endpoint answers a request path.
 //!
-//! Matching is exact and case-sensitive on the path without its query. Anything not listed is
-//! a 404 and is never proxied.
+//! Resolution works on the canonical path (see [`crate::path`]); a path that is not canonical
+//! is refused before any route is considered. The issuer's own endpoints match exactly and win
+//! over routes; otherwise the longest `[[route]]` prefix covering the path wins (prefixes match
+//! on segment boundaries, case-sensitively). Anything else is a 404 and is never proxied.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use crate::config::IssuerConfig;
-use crate::issuer::discovery::{JWKS, OAUTH_AUTHORIZATION_SERVER, OPENID_CONFIGURATION};
+use pingora::upstreams::peer::HttpPeer;
+
+use crate::config::{IssuerConfig, RouteConfig};
+use crate::guard::policy::Policy;
+use crate::issuer::discovery::{
+    INTROSPECTION, JWKS, OAUTH_AUTHORIZATION_SERVER, OPENID_CONFIGURATION,
+};
+use crate::path::{canonicalize, under, PathError};
 
 /// What answers a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Endpoint {
     Token,
+    Introspect,
     Metadata,
     Jwks,
+    Protected(Arc<Route>),
     NotFound,
 }
 
+/// The issuer endpoints, by exact path.
+#[derive(Debug, Clone, Copy)]
+enum Local {
+    Token,
+    Introspect,
+    Metadata,
+    Jwks,
+}
+
+/// A `[[route]]` ready to serve: its policy and a prepared upstream peer.
+#[derive(Debug)]
+pub struct Route {
+    pub prefix: String,
+    pub policy: Policy,
+    pub keep_authorization: bool,
+    peer: HttpPeer,
+}
+
+impl Route {
+    fn new(config: &RouteConfig) -> Self {
+        let mut peer = HttpPeer::new(config.upstream, false, String::new());
+        peer.options.connection_timeout = Some(config.connect_timeout);
+        peer.options.read_timeout = Some(config.read_timeout);
+        Route {
+            prefix: config.prefix.clone(),
+            policy: Policy::new(config),
+            keep_authorization: config.keep_authorization,
+            peer,
+        }
+    }
+
+    /// A fresh peer for one upstream request.
+    pub fn peer(&self) -> Box<HttpPeer> {
+        Box::new(self.peer.clone())
+    }
+}
+
 pub struct RouteTable {
-    exact: HashMap<String, Endpoint>,
+    local: HashMap<String, Local>,
+    /// Longest prefix first.
+    routes: Vec<Arc<Route>>,
 }
 
 impl RouteTable {
-    pub fn new(issuer: &IssuerConfig) -> Self {
-        let mut exact: HashMap<String, Endpoint> = issuer
+    pub fn new(issuer: &IssuerConfig, routes: &[RouteConfig]) -> Self {
+        let mut local: HashMap<String, Local> = issuer
             .token_paths
             .iter()
-            .map(|p| (p.clone(), Endpoint::Token))
+            .map(|p| (p.clone(), Local::Token))
             .collect();
-        exact.insert(OPENID_CONFIGURATION.into(), Endpoint::Metadata);
-        exact.insert(OAUTH_AUTHORIZATION_SERVER.into(), Endpoint::Metadata);
-        exact.insert(JWKS.into(), Endpoint::Jwks);
-        RouteTable { exact }
+        local.insert(INTROSPECTION.into(), Local::Introspect);
+        local.insert(OPENID_CONFIGURATION.into(), Local::Metadata);
+        local.insert(OAUTH_AUTHORIZATION_SERVER.into(), Local::Metadata);
+        local.insert(JWKS.into(), Local::Jwks);
+        let mut routes: Vec<Arc<Route>> = routes.iter().map(|r| Arc::new(Route::new(r))).collect();
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        RouteTable { local, routes }
     }
 
-    pub fn resolve(&self, path: &str) -> Endpoint {
-        self.exact.get(path).copied().unwrap_or(Endpoint::NotFound)
+    /// Resolves a raw request path (without query).
+    pub fn resolve(&self, raw_path: &str) -> Result<Endpoint, PathError> {
+        let path = canonicalize(raw_path)?;
+        if let Some(local) = self.local.get(path.as_ref()) {
+            return Ok(match local {
+                Local::Token => Endpoint::Token,
+                Local::Introspect => Endpoint::Introspect,
+                Local::Metadata => Endpoint::Metadata,
+                Local::Jwks => Endpoint::Jwks,
+            });
+        }
+        Ok(self
+            .routes
+            .iter()
+            .find(|r| under(&path, &r.prefix))
+            .map_or(Endpoint::NotFound, |r| Endpoint::Protected(r.clone())))
     }
 }

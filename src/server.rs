@@ -5,16 +5,21 @@ use std::sync::Arc;
 
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
+use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::config::Config;
+use crate::guard::verify::TokenVerifier;
+use crate::guard::Guard;
 use crate::issuer::keys::KeySet;
 use crate::issuer::Issuer;
 use crate::ops::admin::AdminApp;
 use crate::ops::demo::EchoApp;
 use crate::problems::Problems;
 use crate::proxy::Gateway;
+use crate::registry::reload::Reloader;
 use crate::registry::{self, Store};
+use crate::routes::RouteTable;
 
 /// Loads the registry and keys (generating a first key if there is none), then serves until
 /// SIGTERM (graceful: stop accepting, let in-flight requests finish within `grace_period`) or
@@ -28,11 +33,21 @@ pub fn serve(config: Config) -> Result<(), Problems> {
         algorithm = keys.signing_key().algorithm.name(),
         "registry and keys loaded"
     );
+    let registry = Arc::new(Store::new(registry));
+    let keys = Arc::new(keys);
     let issuer = Arc::new(Issuer::new(
         config.issuer.clone(),
-        Arc::new(Store::new(registry)),
-        Arc::new(keys),
+        registry.clone(),
+        keys.clone(),
     ));
+    let verifier = TokenVerifier::new(keys, &config.issuer, &config.guard);
+    let guard = Arc::new(Guard::new(verifier, registry.clone()));
+    let routes = RouteTable::new(&config.issuer, &config.routes);
+    let reloader = Reloader::new(
+        config.registry.path.clone(),
+        config.issuer.lifetimes,
+        registry,
+    );
 
     let grace = config.server.grace_period.as_secs();
     let server_conf = ServerConf {
@@ -46,12 +61,13 @@ pub fn serve(config: Config) -> Result<(), Problems> {
 
     let mut main = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(issuer),
+        Gateway::new(routes, issuer, guard),
         "credgate",
     );
     main.add_tcp(&config.server.listen.to_string());
     server.add_service(main);
-    tracing::info!(listen = %config.server.listen, "gateway listening");
+    server.add_service(background_service("registry reload", reloader));
+    tracing::info!(listen = %config.server.listen, routes = config.routes.len(), "gateway listening");
 
     if let Some(admin) = &config.admin {
         let mut service = Service::new("credgate admin".into(), AdminApp);

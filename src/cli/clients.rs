@@ -29,6 +29,8 @@ pub enum ClientCommand {
     Enable { id: String },
     /// Delete a client.
     Remove { id: String },
+    /// Invalidate every token issued to the client until now (at the gateway's next reload).
+    RevokeTokens { id: String },
 }
 
 #[derive(Args)]
@@ -100,6 +102,18 @@ pub fn client(config: &Config, command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Enable { id } => {
             registry.edit_client(&id, |doc| doc.set_enabled(&id, true))?;
             println!("Enabled client {id:?}.");
+            Ok(())
+        }
+        ClientCommand::RevokeTokens { id } => {
+            // Tokens carry whole seconds: revoke up to the start of the next second, so a token
+            // minted earlier in this second cannot slip through.
+            let now = OffsetDateTime::now_utc();
+            let cutoff = now.replace_nanosecond(0).unwrap_or(now) + time::Duration::SECOND;
+            registry.edit_client(&id, |doc| doc.set_tokens_not_before(&id, cutoff))?;
+            println!(
+                "Tokens issued to {id:?} before {} are revoked.",
+                format_instant(cutoff)
+            );
             Ok(())
         }
         ClientCommand::Remove { id } => {

@@ -7,12 +7,17 @@ use crate::config::IssuerConfig;
 pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
 pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
 pub const JWKS: &str = "/.well-known/jwks.json";
+pub const INTROSPECTION: &str = "/connect/introspect";
+
+const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
 
 #[derive(Serialize)]
 struct Metadata<'a> {
     issuer: &'a str,
     token_endpoint: String,
     jwks_uri: String,
+    introspection_endpoint: String,
+    introspection_endpoint_auth_methods_supported: [&'static str; 2],
     grant_types_supported: [&'static str; 1],
     token_endpoint_auth_methods_supported: [&'static str; 2],
     scopes_supported: &'a [String],
@@ -25,8 +30,10 @@ pub fn metadata(config: &IssuerConfig, scopes: &[String]) -> Vec<u8> {
         issuer: &config.issuer,
         token_endpoint: format!("{}{}", config.issuer, config.token_paths[0]),
         jwks_uri: format!("{}{JWKS}", config.issuer),
+        introspection_endpoint: format!("{}{INTROSPECTION}", config.issuer),
+        introspection_endpoint_auth_methods_supported: AUTH_METHODS,
         grant_types_supported: ["client_credentials"],
-        token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+        token_endpoint_auth_methods_supported: AUTH_METHODS,
         scopes_supported: scopes,
         response_types_supported: [],
     };

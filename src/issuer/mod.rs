@@ -2,6 +2,7 @@
 
 pub mod discovery;
 pub mod error;
+mod introspect;
 pub mod keys;
 pub mod mint;
 pub mod request;

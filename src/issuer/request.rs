@@ -41,18 +41,20 @@ pub struct TokenRequest {
     pub scope: Option<Vec<String>>,
 }
 
+/// A well-formed introspection request (RFC 7662 §2.1).
+#[derive(Debug)]
+pub struct IntrospectionRequest {
+    pub credentials: Credentials,
+    pub token: Zeroizing<String>,
+}
+
 /// Checks the form body and credentials of a POST to the token endpoint.
 pub fn parse(
     content_type: Option<&[u8]>,
     authorization: Option<&[u8]>,
     body: &[u8],
 ) -> Result<TokenRequest, OAuthError> {
-    if !is_form_content_type(content_type) {
-        return Err(OAuthError::invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ));
-    }
-    let mut form = Form::parse(body)?;
+    let mut form = Form::from_body(content_type, body)?;
     match form.take("grant_type")? {
         None => return Err(OAuthError::invalid_request("grant_type is missing")),
         Some(g) if g.as_str() == "client_credentials" => {}
@@ -79,6 +81,20 @@ pub fn parse(
     Ok(TokenRequest { credentials, scope })
 }
 
+/// Checks the form body and credentials of a POST to the introspection endpoint.
+pub fn parse_introspection(
+    content_type: Option<&[u8]>,
+    authorization: Option<&[u8]>,
+    body: &[u8],
+) -> Result<IntrospectionRequest, OAuthError> {
+    let mut form = Form::from_body(content_type, body)?;
+    let token = form
+        .take("token")?
+        .ok_or_else(|| OAuthError::invalid_request("the token parameter is missing"))?;
+    let credentials = client_credentials(authorization, &mut form)?;
+    Ok(IntrospectionRequest { credentials, token })
+}
+
 /// `application/x-www-form-urlencoded`, with or without parameters such as `charset`.
 fn is_form_content_type(value: Option<&[u8]>) -> bool {
     let Some(value) = value.and_then(|v| std::str::from_utf8(v).ok()) else {
@@ -92,6 +108,16 @@ fn is_form_content_type(value: Option<&[u8]>) -> bool {
 struct Form(Vec<(String, Zeroizing<String>)>);
 
 impl Form {
+    /// Parses `body` if `content_type` says it is a form.
+    fn from_body(content_type: Option<&[u8]>, body: &[u8]) -> Result<Form, OAuthError> {
+        if !is_form_content_type(content_type) {
+            return Err(OAuthError::invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        Self::parse(body)
+    }
+
     fn parse(body: &[u8]) -> Result<Form, OAuthError> {
         let mut params: Vec<(String, Zeroizing<String>)> = Vec::new();
         for (name, value) in form_urlencoded::parse(body) {
@@ -261,6 +287,26 @@ mod tests {
             let err = parse(content_type, authorization, body).unwrap_err();
             assert_eq!(err.code, code, "{:?}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn introspection_needs_a_token_and_credentials() {
+        let auth = basic("c", "s");
+        let req = parse_introspection(FORM, Some(&auth), b"token=abc&token_type_hint=access_token")
+            .unwrap();
+        assert_eq!(*req.token, "abc");
+        assert_eq!(
+            parse_introspection(FORM, Some(&auth), b"")
+                .unwrap_err()
+                .code,
+            "invalid_request"
+        );
+        assert_eq!(
+            parse_introspection(FORM, None, b"token=abc")
+                .unwrap_err()
+                .code,
+            "invalid_client"
+        );
     }
 
     #[test]

@@ -1,17 +1,19 @@
 //! The token endpoint (RFC 6749 §4.4): authenticate the client, settle the scope, mint.
 
+use std::sync::Arc;
+
 use http::StatusCode;
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::error::OAuthError;
 use super::mint::{mint, Grant};
-use super::request::{self, AuthMethod, TokenRequest};
+use super::request::{self, AuthMethod, Credentials, TokenRequest};
 use super::Issuer;
 use crate::registry::Client;
 use crate::reply::{self, Reply};
 
-/// The parts of an HTTP request the token endpoint looks at.
+/// The parts of an HTTP request the token and introspection endpoints look at.
 pub struct TokenHttpRequest<'a> {
     pub method: &'a http::Method,
     pub content_type: Option<&'a [u8]>,
@@ -44,39 +46,45 @@ impl Issuer {
         })
     }
 
-    async fn grant(&self, req: TokenRequest) -> Result<Reply, OAuthError> {
-        let basic = req.credentials.method == AuthMethod::Basic;
+    /// Authenticates a client by its secret: the client must exist, be enabled and unexpired,
+    /// and the secret must match one of its unexpired secrets.
+    pub(super) async fn authenticate(
+        &self,
+        credentials: Credentials,
+    ) -> Result<Arc<Client>, OAuthError> {
+        let basic = credentials.method == AuthMethod::Basic;
         let registry = self.registry.snapshot();
-        let client = registry.get(&req.credentials.client_id);
+        let client = registry.get(&credentials.client_id);
         let hashes = client.map_or_else(Vec::new, |c| {
             c.secrets.iter().map(|s| s.hash.clone()).collect()
         });
         let matched = self
             .verifier
-            .find_match(hashes, req.credentials.secret)
+            .find_match(hashes, credentials.secret)
             .await
             .map_err(|_| OAuthError::temporarily_unavailable())?;
+        let refused = |why| Err(OAuthError::invalid_client(why, basic));
         let (Some(client), Some(index)) = (client, matched) else {
-            return Err(OAuthError::invalid_client(
-                "client authentication failed",
-                basic,
-            ));
+            return refused("client authentication failed");
         };
         // From here on the caller has proved it holds a secret of this client, so telling it
         // precisely what is wrong leaks nothing.
         let now = OffsetDateTime::now_utc();
         if !client.secrets[index].is_valid_at(now) {
-            return Err(OAuthError::invalid_client(
-                "the client secret has expired",
-                basic,
-            ));
+            return refused("the client secret has expired");
         }
         if !client.enabled {
-            return Err(OAuthError::invalid_client("the client is disabled", basic));
+            return refused("the client is disabled");
         }
         if !client.is_active(now) {
-            return Err(OAuthError::invalid_client("the client has expired", basic));
+            return refused("the client has expired");
         }
+        Ok(client.clone())
+    }
+
+    async fn grant(&self, req: TokenRequest) -> Result<Reply, OAuthError> {
+        let client = &self.authenticate(req.credentials).await?;
+        let now = OffsetDateTime::now_utc();
         let scope = granted_scope(client, req.scope)?;
         let keys = &self.keys;
         let grant = Grant {

@@ -92,6 +92,16 @@ impl RegistryDocument {
         Ok(())
     }
 
+    /// Revokes every token issued to `id` before `instant`.
+    pub fn set_tokens_not_before(
+        &mut self,
+        id: &str,
+        instant: OffsetDateTime,
+    ) -> Result<(), String> {
+        self.client_mut(id)?["tokens_not_before"] = value(format_instant(instant));
+        Ok(())
+    }
+
     /// Adds a secret beside the existing ones (the overlap of a zero-downtime rotation).
     pub fn add_secret(&mut self, id: &str, secret: &NewSecret) -> Result<(), String> {
         self.secrets_mut(id)?.push(secret_table(secret));
@@ -253,10 +263,19 @@ mod tests {
         assert!(doc
             .render()
             .contains("id = \"old\" # keep me\nname = \"Old\"\nenabled = false\n"));
+        doc.set_tokens_not_before("old", time::macros::datetime!(2026-11-23 10:00 UTC))
+            .unwrap();
+        assert!(doc
+            .render()
+            .contains("enabled = false\ntokens_not_before = \"2026-11-23T10:00:00Z\"\n"));
         doc.remove_client("new").unwrap();
         assert_eq!(
             doc.render(),
-            EXISTING.replace("enabled = true", "enabled = false")
+            EXISTING.replace(
+                "enabled = true",
+                "enabled = false
+tokens_not_before = \"2026-11-23T10:00:00Z\""
+            )
         );
         assert!(doc
             .set_enabled("ghost", true)

@@ -109,6 +109,7 @@ struct RawClient {
     expires: Option<String>,
     #[serde(default = "enabled_by_default")]
     enabled: bool,
+    tokens_not_before: Option<String>,
     #[serde(default)]
     secret: Vec<RawSecret>,
 }
@@ -207,6 +208,10 @@ impl ClientChecker<'_> {
             self.parsed(&format!("{at}.token_lifetime"), checked.map(|_| lifetime))
         });
         let expires = self.instant(&format!("{at}.expires"), raw.expires.as_deref());
+        let tokens_not_before = self.instant(
+            &format!("{at}.tokens_not_before"),
+            raw.tokens_not_before.as_deref(),
+        );
         if raw.secret.is_empty() {
             self.problem(
                 &format!("{at}.secret"),
@@ -227,6 +232,7 @@ impl ClientChecker<'_> {
             token_lifetime,
             expires,
             enabled: raw.enabled,
+            tokens_not_before,
             secrets,
         })
     }

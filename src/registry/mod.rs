@@ -6,6 +6,7 @@
 pub mod edit;
 pub mod file;
 pub mod model;
+pub mod reload;
 
 use std::sync::Arc;
 use std::time::Duration;

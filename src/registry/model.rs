@@ -21,6 +21,8 @@ pub struct Client {
     /// After this instant the client can no longer get tokens; `None` = never expires.
     pub expires: Option<OffsetDateTime>,
     pub enabled: bool,
+    /// Tokens issued before this instant are revoked (`credgate client revoke-tokens`).
+    pub tokens_not_before: Option<OffsetDateTime>,
     /// Several secrets may be valid at once, so a rotation needs no downtime.
     pub secrets: Vec<Secret>,
 }
@@ -38,6 +40,12 @@ impl Client {
     /// Whether the client may get tokens at `now` (enabled and not expired).
     pub fn is_active(&self, now: OffsetDateTime) -> bool {
         self.enabled && self.expires.is_none_or(|e| now < e)
+    }
+
+    /// Whether a token issued at `iat` (unix seconds) predates a `revoke-tokens`.
+    pub fn revoked(&self, iat: i64) -> bool {
+        self.tokens_not_before
+            .is_some_and(|t| iat < t.unix_timestamp())
     }
 }
 

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod upstream;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -34,6 +36,8 @@ pub struct Setup {
     pub registry: String,
     /// Extra lines for the `[issuer]` table.
     pub issuer_extra: String,
+    /// Tables appended to the config (`[[route]]`, `[guard]`).
+    pub tables: String,
     /// An existing directory to use as the gateway's home instead of a fresh one.
     pub home: Option<PathBuf>,
 }
@@ -43,8 +47,16 @@ impl Setup {
         Setup {
             registry: registry.into(),
             issuer_extra: String::new(),
+            tables: String::new(),
             home: None,
         }
+    }
+
+    /// Appends TOML tables (`[[route]]`, `[guard]`) to the config.
+    pub fn tables(mut self, toml: &str) -> Self {
+        self.tables.push_str(toml);
+        self.tables.push('\n');
+        self
     }
 
     pub fn issuer(mut self, lines: &str) -> Self {
@@ -62,6 +74,7 @@ impl Setup {
 pub struct Gateway {
     dir: Option<tempfile::TempDir>,
     issuer_extra: String,
+    tables: String,
     pub home: PathBuf,
     pub base: String,
     pub admin: String,
@@ -87,7 +100,7 @@ impl Gateway {
         // A port picked free can be taken by someone else before we bind it: retry then.
         for _ in 0..5 {
             let (port, admin_port) = (free_port(), free_port());
-            let config = write_config(&home, port, admin_port, &setup.issuer_extra);
+            let config = write_config(&home, port, admin_port, &setup.issuer_extra, &setup.tables);
             let log = std::fs::File::create(home.join("gateway.log")).expect("log file");
             let child = Command::new(BIN)
                 .arg("--config")
@@ -101,6 +114,7 @@ impl Gateway {
             let mut gateway = Gateway {
                 dir,
                 issuer_extra: setup.issuer_extra.clone(),
+                tables: setup.tables.clone(),
                 home: home.clone(),
                 base: format!("http://127.0.0.1:{port}"),
                 admin: format!("http://127.0.0.1:{admin_port}"),
@@ -152,6 +166,7 @@ impl Gateway {
         let setup = Setup {
             registry: String::new(),
             issuer_extra: self.issuer_extra.clone(),
+            tables: self.tables.clone(),
             home: Some(self.home.clone()),
         };
         let mut restarted = Gateway::start(setup);
@@ -174,6 +189,37 @@ impl Gateway {
             request = request.basic_auth(id, Some(secret));
         }
         request.send().await.expect("token request")
+    }
+
+    /// Sends SIGHUP and waits until the gateway has logged the outcome of the reload.
+    pub fn reload(&self) {
+        let outcomes = |log: &str| log.matches("registry reload").count();
+        let before = outcomes(&self.log());
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGHUP) };
+        assert_eq!(sent, 0, "SIGHUP could not be sent");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while outcomes(&self.log()) == before {
+            assert!(
+                Instant::now() < deadline,
+                "no reload logged:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The gateway's signing key, to forge tokens with chosen claims.
+    pub fn signing_key(&self) -> (jsonwebtoken::EncodingKey, String) {
+        let keys =
+            credgate::issuer::keys::KeySet::load(&self.home.join("keys"), Default::default())
+                .expect("the gateway's keys");
+        let key = keys.signing_key();
+        let pem = std::fs::read(&key.file).unwrap();
+        (
+            jsonwebtoken::EncodingKey::from_ed_pem(&pem).unwrap(),
+            key.kid.clone(),
+        )
     }
 
     /// Runs the `credgate` CLI against this gateway's config.
@@ -200,7 +246,13 @@ pub fn cli(config: &Path, args: &[&str]) -> std::process::Output {
         .expect("run credgate")
 }
 
-fn write_config(home: &Path, port: u16, admin_port: u16, issuer_extra: &str) -> PathBuf {
+fn write_config(
+    home: &Path,
+    port: u16,
+    admin_port: u16,
+    issuer_extra: &str,
+    tables: &str,
+) -> PathBuf {
     let path = home.join("credgate.toml");
     let text = format!(
         r#"[server]
@@ -219,6 +271,8 @@ path = "{registry}"
 
 [admin]
 listen = "127.0.0.1:{admin_port}"
+
+{tables}
 "#,
         keys = home.join("keys").display(),
         registry = home.join("clients.toml").display(),

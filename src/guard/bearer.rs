@@ -1,0 +1,181 @@
+//! RFC 6750: taking the bearer token from the `Authorization` header (§2.1, the only method
+//! accepted) and answering refusals with the matching `WWW-Authenticate` challenge (§3).
+
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+
+use crate::reply::{self, Reply};
+
+/// Longest token accepted; ours are well under 1 KiB.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+const REALM: &str = "credgate";
+
+/// Why a request to a protected route is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// No bearer credentials at all (§3.1: the challenge carries no error code).
+    Missing,
+    /// The request is malformed (several Authorization headers).
+    InvalidRequest(&'static str),
+    /// Malformed, unverifiable, expired or revoked token.
+    InvalidToken(&'static str),
+    /// A valid token without the route's scopes or roles; `scope` is what the route requires.
+    InsufficientScope {
+        description: &'static str,
+        scope: String,
+    },
+}
+
+impl Denial {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Denial::Missing | Denial::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Denial::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Denial::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+        }
+    }
+
+    /// A short label for logs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denial::Missing => "missing_token",
+            Denial::InvalidRequest(_) => "invalid_request",
+            Denial::InvalidToken(_) => "invalid_token",
+            Denial::InsufficientScope { .. } => "insufficient_scope",
+        }
+    }
+
+    /// The JSON error reply with its challenge. Descriptions are fixed texts and scopes come
+    /// from the config (validated scope tokens), so nothing needs escaping and the token is
+    /// never echoed.
+    pub fn into_reply(self) -> Reply {
+        let (challenge, description) = match &self {
+            Denial::Missing => (
+                format!("Bearer realm=\"{REALM}\""),
+                "a bearer token is required",
+            ),
+            Denial::InvalidRequest(d) | Denial::InvalidToken(d) => (
+                format!(
+                    "Bearer realm=\"{REALM}\", error=\"{}\", error_description=\"{d}\"",
+                    self.code()
+                ),
+                *d,
+            ),
+            Denial::InsufficientScope { description, scope } => (
+                format!(
+                    "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", error_description=\"{description}\", scope=\"{scope}\""
+                ),
+                *description,
+            ),
+        };
+        let mut reply = reply::error(self.status(), self.code(), description);
+        let value = HeaderValue::from_str(&challenge).expect("challenges are plain ASCII");
+        reply.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        reply
+    }
+}
+
+/// The bearer token of a request, syntax-checked (`b64token`, RFC 6750 §2.1) and bounded.
+pub fn extract(headers: &HeaderMap) -> Result<&str, Denial> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(Denial::Missing);
+    };
+    if values.next().is_some() {
+        return Err(Denial::InvalidRequest("more than one Authorization header"));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| Denial::InvalidToken("malformed Authorization header"))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Denial::Missing);
+    }
+    let token = token.trim_start_matches(' ');
+    if token.is_empty() || token.len() > MAX_TOKEN_BYTES || !is_b64token(token) {
+        return Err(Denial::InvalidToken("malformed bearer token"));
+    }
+    Ok(token)
+}
+
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn a_bearer_token_is_extracted() {
+        assert_eq!(
+            extract(&headers(&["Bearer abc.def-_~+/="])),
+            Ok("abc.def-_~+/=")
+        );
+        assert_eq!(extract(&headers(&["bearer  abc"])), Ok("abc"));
+    }
+
+    #[test]
+    fn bad_credentials_are_classified() {
+        assert_eq!(extract(&headers(&[])), Err(Denial::Missing));
+        assert_eq!(extract(&headers(&["Basic abc"])), Err(Denial::Missing));
+        assert!(matches!(
+            extract(&headers(&["Bearer"])),
+            Err(Denial::InvalidToken(_))
+        ));
+        assert!(matches!(
+            extract(&headers(&["Bearer a b"])),
+            Err(Denial::InvalidToken(_))
+        ));
+        assert!(matches!(
+            extract(&headers(&["Bearer a\"b"])),
+            Err(Denial::InvalidToken(_))
+        ));
+        assert!(matches!(
+            extract(&headers(&["Bearer ==="])),
+            Err(Denial::InvalidToken(_))
+        ));
+        let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_BYTES + 1));
+        assert!(matches!(
+            extract(&headers(&[&long])),
+            Err(Denial::InvalidToken(_))
+        ));
+        assert!(matches!(
+            extract(&headers(&["Bearer a", "Bearer b"])),
+            Err(Denial::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn challenges_follow_rfc6750() {
+        let missing = Denial::Missing.into_reply();
+        assert_eq!(missing.status(), 401);
+        assert_eq!(
+            missing.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"credgate\""
+        );
+        let scope = Denial::InsufficientScope {
+            description: "d",
+            scope: "a b".into(),
+        }
+        .into_reply();
+        assert_eq!(scope.status(), 403);
+        assert_eq!(
+            scope.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"credgate\", error=\"insufficient_scope\", error_description=\"d\", scope=\"a b\""
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! The resource side: bearer tokens in front of protected upstreams.
+//!
+//! A request passes in three steps: [`bearer::extract`] takes the token from the header,
+//! [`verify::TokenVerifier`] proves its signature and claims (cached), and [`Guard::authenticate`]
+//! asks the current registry snapshot whether its client may still use it — on every request,
+//! so disabling a client or revoking its tokens takes effect at the next request.
+//! [`policy::Policy`] then applies the route's scope and role rules.
+
+pub mod bearer;
+pub mod policy;
+pub mod verify;
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use time::OffsetDateTime;
+
+use crate::registry::{Registry, Store};
+use bearer::Denial;
+use policy::Policy;
+use verify::{Identity, TokenVerifier};
+
+pub struct Guard {
+    verifier: TokenVerifier,
+    registry: Arc<Store>,
+}
+
+impl Guard {
+    pub fn new(verifier: TokenVerifier, registry: Arc<Store>) -> Self {
+        Guard { verifier, registry }
+    }
+
+    /// Admits a request to a route with `policy`, returning who it is.
+    pub async fn admit(
+        &self,
+        headers: &HeaderMap,
+        policy: &Policy,
+    ) -> Result<Arc<Identity>, Denial> {
+        let token = bearer::extract(headers)?;
+        let identity = self
+            .authenticate(token)
+            .await
+            .map_err(Denial::InvalidToken)?;
+        policy.check(&identity)?;
+        Ok(identity)
+    }
+
+    /// Whether `token` is currently valid: verified, and its client still allowed to use it.
+    pub async fn authenticate(&self, token: &str) -> Result<Arc<Identity>, &'static str> {
+        let identity = self.verifier.verify(token).await?;
+        client_allows(&self.registry.snapshot(), &identity)?;
+        Ok(identity)
+    }
+}
+
+/// The registry's word on a verified token: its client exists, is enabled and unexpired, and
+/// has not revoked tokens issued when this one was.
+fn client_allows(registry: &Registry, identity: &Identity) -> Result<(), &'static str> {
+    let client = registry
+        .get(&identity.claims.client_id)
+        .ok_or("the token's client no longer exists")?;
+    if !client.enabled {
+        return Err("the token's client is disabled");
+    }
+    if !client.is_active(OffsetDateTime::now_utc()) {
+        return Err("the token's client has expired");
+    }
+    if client.revoked(identity.claims.iat) {
+        return Err("the token has been revoked");
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Token verification: key lookup by `kid`, the key's pinned algorithm, signature, `typ`, `iss`,
+//! `aud`, `exp` and `nbf`; verified tokens are cached so a repeated token costs one hash and
+//! one cache lookup.
+//!
+//! The cache holds only what a signature check proved. Whether the token's client may still use
+//! it (enabled, unexpired, not revoked) is asked of the registry on every request, cached or
+//! not — see [`super::Guard`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::digest::{digest, SHA256};
+use http::HeaderValue;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::Validation;
+use moka::future::Cache;
+use moka::Expiry;
+
+use crate::config::{GuardConfig, IssuerConfig};
+use crate::issuer::keys::{KeySet, SigningAlgorithm};
+use crate::issuer::mint::{AccessClaims, TOKEN_TYPE};
+
+/// What a verified token proves, with the upstream headers it yields prepared once.
+#[derive(Debug)]
+pub struct Identity {
+    pub claims: AccessClaims,
+    pub scopes: Vec<String>,
+    pub roles: Vec<String>,
+    pub headers: IdentityHeaders,
+    /// How long this entry may stay cached.
+    cache_for: Duration,
+}
+
+/// Values of `x-credgate-client-id`, `x-credgate-scope` and `x-credgate-roles`.
+#[derive(Debug)]
+pub struct IdentityHeaders {
+    pub client_id: HeaderValue,
+    pub scope: HeaderValue,
+    pub roles: HeaderValue,
+}
+
+/// Signature and claim checks with a bounded cache of verified tokens.
+pub struct TokenVerifier {
+    keys: Arc<KeySet>,
+    leeway: u64,
+    validations: [(SigningAlgorithm, Validation); 3],
+    cache: Cache<[u8; 32], Arc<Identity>>,
+    cache_ttl: Duration,
+}
+
+/// Entries live as long as [`Identity::cache_for`] says.
+struct UntilExpiry;
+
+impl Expiry<[u8; 32], Arc<Identity>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _: &[u8; 32],
+        value: &Arc<Identity>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(value.cache_for)
+    }
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl TokenVerifier {
+    pub fn new(keys: Arc<KeySet>, issuer: &IssuerConfig, guard: &GuardConfig) -> Self {
+        let validation = |algorithm: SigningAlgorithm| {
+            let mut v = Validation::new(algorithm.jwt());
+            v.leeway = guard.leeway.as_secs();
+            v.validate_nbf = true;
+            v.set_issuer(&[&issuer.issuer]);
+            v.set_audience(&[&issuer.audience]);
+            v.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+            (algorithm, v)
+        };
+        TokenVerifier {
+            keys,
+            leeway: guard.leeway.as_secs(),
+            validations: [
+                validation(SigningAlgorithm::EdDSA),
+                validation(SigningAlgorithm::ES256),
+                validation(SigningAlgorithm::RS256),
+            ],
+            cache: Cache::builder()
+                .max_capacity(guard.cache_capacity)
+                .expire_after(UntilExpiry)
+                .build(),
+            cache_ttl: guard.cache_ttl,
+        }
+    }
+
+    /// Verifies `token` (from the cache when it was verified before). Errors are fixed
+    /// descriptions fit for the `WWW-Authenticate` challenge.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, &'static str> {
+        let key: [u8; 32] = digest(&SHA256, token.as_bytes())
+            .as_ref()
+            .try_into()
+            .expect("SHA-256 is 32 bytes");
+        let now = unix_now();
+        if let Some(identity) = self.cache.get(&key).await {
+            // The entry may outlive `exp` by up to a timer tick; never trust it past that.
+            return self.unexpired(identity, now);
+        }
+        let identity = Arc::new(self.verify_uncached(token, now)?);
+        self.cache.insert(key, identity.clone()).await;
+        Ok(identity)
+    }
+
+    fn unexpired(&self, identity: Arc<Identity>, now: i64) -> Result<Arc<Identity>, &'static str> {
+        if now > identity.claims.exp + self.leeway as i64 {
+            Err("the token has expired")
+        } else {
+            Ok(identity)
+        }
+    }
+
+    fn verify_uncached(&self, token: &str, now: i64) -> Result<Identity, &'static str> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or("the token names no key (kid)")?;
+        let key = self.keys.find(kid).ok_or("the token's key is unknown")?;
+        if header.alg != key.algorithm.jwt() {
+            return Err("the token's algorithm does not match its key");
+        }
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(TOKEN_TYPE) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err("the token is not an access token (typ at+jwt)");
+        }
+        let (_, validation) = self
+            .validations
+            .iter()
+            .find(|(alg, _)| *alg == key.algorithm)
+            .expect("a validation exists for every algorithm");
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key.decoding(), validation)
+            .map_err(|e| describe(e.kind()))?
+            .claims;
+        Identity::new(claims, now, self.leeway, self.cache_ttl)
+    }
+}
+
+fn describe(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::ExpiredSignature => "the token has expired",
+        ErrorKind::ImmatureSignature => "the token is not yet valid",
+        ErrorKind::InvalidIssuer => "the token is from another issuer",
+        ErrorKind::InvalidAudience => "the token is for another audience",
+        ErrorKind::InvalidSignature => "the token signature is invalid",
+        ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim",
+        _ => "the token is invalid",
+    }
+}
+
+impl Identity {
+    fn new(
+        claims: AccessClaims,
+        now: i64,
+        leeway: u64,
+        cache_ttl: Duration,
+    ) -> Result<Self, &'static str> {
+        let invalid = |_| "the token carries characters not allowed in headers";
+        let headers = IdentityHeaders {
+            client_id: HeaderValue::from_str(&claims.client_id).map_err(invalid)?,
+            scope: HeaderValue::from_str(&claims.scope).map_err(invalid)?,
+            roles: HeaderValue::from_str(&claims.roles.join(" ")).map_err(invalid)?,
+        };
+        let remaining = u64::try_from(claims.exp + leeway as i64 - now).unwrap_or(0);
+        Ok(Identity {
+            scopes: claims
+                .scope
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            roles: claims.roles.clone(),
+            headers,
+            cache_for: cache_ttl.min(Duration::from_secs(remaining)),
+            claims,
+        })
+    }
+}
