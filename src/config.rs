@@ -57,6 +57,10 @@ pub struct RouteConfig {
     pub public: bool,
     /// Forward the inbound `Authorization` header (default: removed).
     pub keep_authorization: bool,
+    /// Speak HTTPS to the upstream, verifying its certificate for `sni`.
+    pub tls: bool,
+    /// Server name sent and verified; default: the host part of `upstream`.
+    pub sni: String,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
 }
@@ -69,6 +73,8 @@ pub struct ServerConfig {
     pub grace_period: Duration,
     /// Worker threads of the main listener.
     pub threads: usize,
+    /// PEM roots that HTTPS upstreams are verified against; `None` = the system's roots.
+    pub upstream_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -152,6 +158,9 @@ struct RawRoute {
     public: bool,
     #[serde(default)]
     keep_authorization: bool,
+    #[serde(default)]
+    tls: bool,
+    sni: Option<String>,
     #[serde(default = "default_connect_timeout")]
     connect_timeout: String,
     #[serde(default = "default_read_timeout")]
@@ -175,6 +184,7 @@ struct RawServer {
     #[serde(default = "default_grace_period")]
     grace_period: String,
     threads: Option<usize>,
+    upstream_ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -286,7 +296,16 @@ impl Checker<'_> {
             listen: self.addr("server.listen", &raw.server.listen),
             grace_period: self.duration("server.grace_period", &raw.server.grace_period),
             threads: self.positive("server.threads", raw.server.threads.unwrap_or_else(cores)),
+            upstream_ca_file: raw.server.upstream_ca_file,
         };
+        if let Some(file) = &server.upstream_ca_file {
+            if !file.is_file() {
+                self.problem(
+                    "server.upstream_ca_file",
+                    format!("{} is not a readable file", file.display()),
+                );
+            }
+        }
         let issuer = self.issuer(raw.issuer);
         let admin = raw.admin.map(|a| AdminConfig {
             listen: self.addr("admin.listen", &a.listen),
@@ -363,8 +382,17 @@ impl Checker<'_> {
                 }
             }
         }
+        if !raw.tls && raw.sni.is_some() {
+            self.problem(&format!("{at}.sni"), "only applies with tls = true");
+        }
+        let host = raw.upstream.rsplit_once(':').map_or("", |(host, _)| host);
+        let sni = raw
+            .sni
+            .unwrap_or_else(|| host.trim_matches(['[', ']']).to_owned());
         RouteConfig {
             upstream: self.resolve(&format!("{at}.upstream"), &raw.upstream),
+            tls: raw.tls,
+            sni,
             upstream_name: raw.upstream,
             connect_timeout: self.duration(&format!("{at}.connect_timeout"), &raw.connect_timeout),
             read_timeout: self.duration(&format!("{at}.read_timeout"), &raw.read_timeout),

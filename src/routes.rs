@@ -48,7 +48,7 @@ pub struct Route {
 
 impl Route {
     fn new(config: &RouteConfig) -> Self {
-        let mut peer = HttpPeer::new(config.upstream, false, String::new());
+        let mut peer = HttpPeer::new(config.upstream, config.tls, config.sni.clone());
         peer.options.connection_timeout = Some(config.connect_timeout);
         peer.options.read_timeout = Some(config.read_timeout);
         Route {

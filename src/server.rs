@@ -54,6 +54,11 @@ pub fn serve(config: Config) -> Result<(), Problems> {
         threads: config.server.threads,
         grace_period_seconds: Some(grace),
         graceful_shutdown_timeout_seconds: Some(grace.min(5)),
+        ca_file: config
+            .server
+            .upstream_ca_file
+            .as_ref()
+            .map(|f| f.display().to_string()),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, server_conf);

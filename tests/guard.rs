@@ -606,6 +606,42 @@ async fn a_slow_upstream_is_504_json() {
     );
 }
 
+#[tokio::test]
+async fn an_https_upstream_is_verified_against_its_name() {
+    let (upstream, root) = Upstream::start_tls(&["upstream.test"]).await;
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca.path(), root).unwrap();
+    let up = upstream.addr;
+    let gw = Setup::new(registry())
+        .server(&format!("upstream_ca_file = \"{}\"", ca.path().display()))
+        .tables(&format!(
+            r#"
+[[route]]
+prefix = "/secure/"
+upstream = "{up}"
+tls = true
+sni = "upstream.test"
+
+[[route]]
+prefix = "/mismatch/"
+upstream = "{up}"
+tls = true
+sni = "other.test"
+"#
+        ))
+        .start();
+    let token = token(&gw, "reader").await;
+    let status = get(&gw, "/secure/x", Some(&token)).await.status();
+    assert_eq!(status, 200, "{}", gw.log());
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].headers["x-credgate-client-id"], "reader");
+    // A certificate that does not match the route's name is refused before any request.
+    let mismatch = get(&gw, "/mismatch/x", Some(&token)).await;
+    assert_eq!(mismatch.status(), 502);
+    assert_eq!(upstream.seen().len(), 1);
+}
+
 async fn introspect(gw: &Gateway, caller: Option<(&str, &str)>, token: &str) -> reqwest::Response {
     let mut request = gw
         .http

@@ -32,12 +32,15 @@ pub fn client_toml(id: &str, secret: &str, extra: &str, secret_extra: &str) -> S
 }
 
 /// What a test gateway is started with.
+#[derive(Clone)]
 pub struct Setup {
     pub registry: String,
     /// Extra lines for the `[issuer]` table.
     pub issuer_extra: String,
     /// Tables appended to the config (`[[route]]`, `[guard]`).
     pub tables: String,
+    /// Extra lines for the `[server]` table.
+    pub server_extra: String,
     /// An existing directory to use as the gateway's home instead of a fresh one.
     pub home: Option<PathBuf>,
 }
@@ -48,8 +51,16 @@ impl Setup {
             registry: registry.into(),
             issuer_extra: String::new(),
             tables: String::new(),
+            server_extra: String::new(),
             home: None,
         }
+    }
+
+    /// Extra lines for the `[server]` table.
+    pub fn server(mut self, lines: &str) -> Self {
+        self.server_extra.push_str(lines);
+        self.server_extra.push('\n');
+        self
     }
 
     /// Appends TOML tables (`[[route]]`, `[guard]`) to the config.
@@ -73,8 +84,7 @@ impl Setup {
 /// A running gateway process; killed when dropped.
 pub struct Gateway {
     dir: Option<tempfile::TempDir>,
-    issuer_extra: String,
-    tables: String,
+    setup: Setup,
     pub home: PathBuf,
     pub base: String,
     pub admin: String,
@@ -100,7 +110,7 @@ impl Gateway {
         // A port picked free can be taken by someone else before we bind it: retry then.
         for _ in 0..5 {
             let (port, admin_port) = (free_port(), free_port());
-            let config = write_config(&home, port, admin_port, &setup.issuer_extra, &setup.tables);
+            let config = write_config(&home, port, admin_port, &setup);
             let log = std::fs::File::create(home.join("gateway.log")).expect("log file");
             let child = Command::new(BIN)
                 .arg("--config")
@@ -113,8 +123,7 @@ impl Gateway {
                 .expect("start credgate");
             let mut gateway = Gateway {
                 dir,
-                issuer_extra: setup.issuer_extra.clone(),
-                tables: setup.tables.clone(),
+                setup: setup.clone(),
                 home: home.clone(),
                 base: format!("http://127.0.0.1:{port}"),
                 admin: format!("http://127.0.0.1:{admin_port}"),
@@ -164,10 +173,8 @@ impl Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let setup = Setup {
-            registry: String::new(),
-            issuer_extra: self.issuer_extra.clone(),
-            tables: self.tables.clone(),
             home: Some(self.home.clone()),
+            ..self.setup.clone()
         };
         let mut restarted = Gateway::start(setup);
         restarted.dir = self.dir.take();
@@ -246,18 +253,13 @@ pub fn cli(config: &Path, args: &[&str]) -> std::process::Output {
         .expect("run credgate")
 }
 
-fn write_config(
-    home: &Path,
-    port: u16,
-    admin_port: u16,
-    issuer_extra: &str,
-    tables: &str,
-) -> PathBuf {
+fn write_config(home: &Path, port: u16, admin_port: u16, setup: &Setup) -> PathBuf {
     let path = home.join("credgate.toml");
     let text = format!(
         r#"[server]
 listen = "127.0.0.1:{port}"
 grace_period = "0s"
+{server_extra}
 
 [issuer]
 issuer = "http://127.0.0.1:{port}"
@@ -276,6 +278,9 @@ listen = "127.0.0.1:{admin_port}"
 "#,
         keys = home.join("keys").display(),
         registry = home.join("clients.toml").display(),
+        server_extra = setup.server_extra,
+        issuer_extra = setup.issuer_extra,
+        tables = setup.tables,
     );
     std::fs::write(&path, text).expect("write config");
     path

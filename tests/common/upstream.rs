@@ -34,6 +34,30 @@ impl Upstream {
 
     /// Starts on `addr` (to come back on the same port after [`Upstream::stop`]).
     pub async fn start_on(addr: SocketAddr) -> Upstream {
+        Self::serve(addr, None).await
+    }
+
+    /// An HTTPS upstream with a self-signed certificate for `names`; returns it and the
+    /// certificate's PEM (the root to trust).
+    pub async fn start_tls(names: &[&str]) -> (Upstream, String) {
+        use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let certified = rcgen::generate_simple_self_signed(names).expect("a test certificate");
+        let key = PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .expect("a TLS server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let upstream = Self::serve("127.0.0.1:0".parse().unwrap(), Some(acceptor)).await;
+        (upstream, certified.cert.pem())
+    }
+
+    async fn serve(addr: SocketAddr, tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
         let listener = TcpListener::bind(addr).await.expect("bind the upstream");
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -45,14 +69,7 @@ impl Upstream {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let record = record.clone();
-                connections.spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |req| answer(req, record.clone()));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                connections.spawn(serve_connection(stream, tls.clone(), record.clone()));
             }
         });
         Upstream { addr, seen, server }
@@ -67,6 +84,25 @@ impl Upstream {
     pub fn stop(self) -> SocketAddr {
         self.server.abort();
         self.addr
+    }
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    record: Arc<Mutex<Vec<Seen>>>,
+) {
+    let service = hyper::service::service_fn(move |req| answer(req, record.clone()));
+    let http = hyper::server::conn::http1::Builder::new();
+    match tls {
+        None => {
+            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+        }
+        Some(tls) => {
+            if let Ok(stream) = tls.accept(stream).await {
+                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+            }
+        }
     }
 }
 
