@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod guard;
 pub mod issuer;
+pub mod live;
 pub mod ops;
 pub mod path;
 pub mod problems;

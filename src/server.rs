@@ -11,7 +11,7 @@ use pingora::services::listening::Service;
 use crate::config::Config;
 use crate::guard::verify::TokenVerifier;
 use crate::guard::Guard;
-use crate::issuer::keys::KeySet;
+use crate::issuer::keys::{KeySet, KeyStore};
 use crate::issuer::Issuer;
 use crate::ops::admin::AdminApp;
 use crate::ops::demo::EchoApp;
@@ -34,12 +34,13 @@ pub fn serve(config: Config) -> Result<(), Problems> {
         "registry and keys loaded"
     );
     let registry = Arc::new(Store::new(registry));
-    let keys = Arc::new(keys);
+    let keys = Arc::new(KeyStore::new(keys));
     let issuer = Arc::new(Issuer::new(
         config.issuer.clone(),
         registry.clone(),
         keys.clone(),
     ));
+    let keys_for_reload = keys.clone();
     let verifier = TokenVerifier::new(keys, &config.issuer, &config.guard);
     let guard = Arc::new(Guard::new(verifier, registry.clone()));
     let routes = RouteTable::new(&config.issuer, &config.routes);
@@ -47,6 +48,9 @@ pub fn serve(config: Config) -> Result<(), Problems> {
         config.registry.path.clone(),
         config.issuer.lifetimes,
         registry,
+        config.issuer.keys_dir.clone(),
+        config.issuer.algorithm,
+        keys_for_reload,
     );
 
     let grace = config.server.grace_period.as_secs();

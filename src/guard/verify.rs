@@ -17,7 +17,7 @@ use moka::future::Cache;
 use moka::Expiry;
 
 use crate::config::{GuardConfig, IssuerConfig};
-use crate::issuer::keys::{KeySet, SigningAlgorithm};
+use crate::issuer::keys::{KeyStore, SigningAlgorithm};
 use crate::issuer::mint::{AccessClaims, TOKEN_TYPE};
 
 /// What a verified token proves, with the upstream headers it yields prepared once.
@@ -27,6 +27,8 @@ pub struct Identity {
     pub scopes: Vec<String>,
     pub roles: Vec<String>,
     pub headers: IdentityHeaders,
+    /// The key that verified it.
+    kid: String,
     /// How long this entry may stay cached.
     cache_for: Duration,
 }
@@ -41,7 +43,7 @@ pub struct IdentityHeaders {
 
 /// Signature and claim checks with a bounded cache of verified tokens.
 pub struct TokenVerifier {
-    keys: Arc<KeySet>,
+    keys: Arc<KeyStore>,
     leeway: u64,
     validations: [(SigningAlgorithm, Validation); 3],
     cache: Cache<[u8; 32], Arc<Identity>>,
@@ -69,7 +71,7 @@ pub fn unix_now() -> i64 {
 }
 
 impl TokenVerifier {
-    pub fn new(keys: Arc<KeySet>, issuer: &IssuerConfig, guard: &GuardConfig) -> Self {
+    pub fn new(keys: Arc<KeyStore>, issuer: &IssuerConfig, guard: &GuardConfig) -> Self {
         let validation = |algorithm: SigningAlgorithm| {
             let mut v = Validation::new(algorithm.jwt());
             v.leeway = guard.leeway.as_secs();
@@ -105,16 +107,24 @@ impl TokenVerifier {
         let now = unix_now();
         if let Some(identity) = self.cache.get(&key).await {
             // The entry may outlive `exp` by up to a timer tick; never trust it past that.
-            return self.unexpired(identity, now);
+            return self.still_valid(identity, now);
         }
         let identity = Arc::new(self.verify_uncached(token, now)?);
         self.cache.insert(key, identity.clone()).await;
         Ok(identity)
     }
 
-    fn unexpired(&self, identity: Arc<Identity>, now: i64) -> Result<Arc<Identity>, &'static str> {
+    /// Re-checks a cached verification against what may have changed since: the clock, and
+    /// the key set (a key removed from `keys_dir` must stop verifying at once).
+    fn still_valid(
+        &self,
+        identity: Arc<Identity>,
+        now: i64,
+    ) -> Result<Arc<Identity>, &'static str> {
         if now > identity.claims.exp + self.leeway as i64 {
             Err("the token has expired")
+        } else if self.keys.snapshot().find(&identity.kid).is_none() {
+            Err("the token's key is unknown")
         } else {
             Ok(identity)
         }
@@ -126,7 +136,8 @@ impl TokenVerifier {
             .kid
             .as_deref()
             .ok_or("the token names no key (kid)")?;
-        let key = self.keys.find(kid).ok_or("the token's key is unknown")?;
+        let keys = self.keys.snapshot();
+        let key = keys.find(kid).ok_or("the token's key is unknown")?;
         if header.alg != key.algorithm.jwt() {
             return Err("the token's algorithm does not match its key");
         }
@@ -144,7 +155,7 @@ impl TokenVerifier {
         let claims = jsonwebtoken::decode::<AccessClaims>(token, key.decoding(), validation)
             .map_err(|e| describe(e.kind()))?
             .claims;
-        Identity::new(claims, now, self.leeway, self.cache_ttl)
+        Identity::new(claims, kid, now, self.leeway, self.cache_ttl)
     }
 }
 
@@ -163,6 +174,7 @@ fn describe(kind: &ErrorKind) -> &'static str {
 impl Identity {
     fn new(
         claims: AccessClaims,
+        kid: &str,
         now: i64,
         leeway: u64,
         cache_ttl: Duration,
@@ -183,6 +195,7 @@ impl Identity {
                 .collect(),
             roles: claims.roles.clone(),
             headers,
+            kid: kid.to_owned(),
             cache_for: cache_ttl.min(Duration::from_secs(remaining)),
             claims,
         })

@@ -92,6 +92,9 @@ impl Key {
     }
 }
 
+/// The live key set, replaced whole when `keys_dir` changes.
+pub type KeyStore = crate::live::Live<KeySet>;
+
 /// Every key of `keys_dir`, the one that signs, and the JWKS document built once at load.
 pub struct KeySet {
     keys: Vec<Key>,

@@ -16,19 +16,19 @@ use http::StatusCode;
 use crate::config::IssuerConfig;
 use crate::registry::Store;
 use crate::reply::{self, Reply};
-use keys::KeySet;
+use keys::KeyStore;
 use secrets::SecretVerifier;
 
 /// Everything the issuer endpoints need, shared by all requests.
 pub struct Issuer {
     config: IssuerConfig,
     registry: Arc<Store>,
-    keys: Arc<KeySet>,
+    keys: Arc<KeyStore>,
     verifier: SecretVerifier,
 }
 
 impl Issuer {
-    pub fn new(config: IssuerConfig, registry: Arc<Store>, keys: Arc<KeySet>) -> Self {
+    pub fn new(config: IssuerConfig, registry: Arc<Store>, keys: Arc<KeyStore>) -> Self {
         let verifier =
             SecretVerifier::new(config.secret_verify_concurrency, config.secret_verify_queue);
         Issuer {
@@ -52,6 +52,6 @@ impl Issuer {
 
     /// The JWK Set of every key that may still verify a token.
     pub fn jwks(&self) -> Reply {
-        reply::json_bytes(StatusCode::OK, self.keys.jwks_json().to_vec())
+        reply::json_bytes(StatusCode::OK, self.keys.snapshot().jwks_json().to_vec())
     }
 }

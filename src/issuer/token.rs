@@ -86,7 +86,7 @@ impl Issuer {
         let client = &self.authenticate(req.credentials).await?;
         let now = OffsetDateTime::now_utc();
         let scope = granted_scope(client, req.scope)?;
-        let keys = &self.keys;
+        let keys = self.keys.snapshot();
         let grant = Grant {
             issuer: &self.config.issuer,
             audience: &self.config.audience,

@@ -1,17 +1,14 @@
 //! The client registry: who may ask for tokens, with which secrets, scopes and lifetimes.
 //!
 //! A loaded registry is an immutable [`Registry`] snapshot. The running gateway reads it
-//! through a [`Store`] (an `ArcSwap`), so readers never lock and a reload swaps it whole.
+//! through a [`Store`], so readers never lock and a reload swaps it whole.
 
 pub mod edit;
 pub mod file;
 pub mod model;
 pub mod reload;
 
-use std::sync::Arc;
 use std::time::Duration;
-
-use arc_swap::ArcSwap;
 
 pub use model::{Client, Registry, Secret};
 
@@ -45,21 +42,5 @@ impl Limits {
     }
 }
 
-/// The live registry: an atomically replaceable snapshot.
-pub struct Store(ArcSwap<Registry>);
-
-impl Store {
-    pub fn new(registry: Registry) -> Self {
-        Store(ArcSwap::from_pointee(registry))
-    }
-
-    /// The current snapshot; cheap, lock-free, and stable for as long as it is held.
-    pub fn snapshot(&self) -> Arc<Registry> {
-        self.0.load_full()
-    }
-
-    /// Replaces the snapshot whole; requests already holding the old one finish with it.
-    pub fn replace(&self, registry: Registry) {
-        self.0.store(Arc::new(registry));
-    }
-}
+/// The live registry, replaced whole by a reload.
+pub type Store = crate::live::Live<Registry>;

@@ -1,69 +1,216 @@
-//! Reloading the registry while serving: parse and validate everything first, then swap the
-//! snapshot whole. A registry that fails validation is not applied: the previous snapshot keeps
-//! serving and the problems are logged with their file and field.
+//! Applying edits of the registry files and of `keys_dir` while serving.
 //!
-//! A reload is triggered by SIGHUP (`kill -HUP <pid>`).
+//! Changes are noticed by watching directories, not files, so all the ways files get replaced
+//! are seen: in-place writes, editors' write-then-rename, and Kubernetes ConfigMap updates
+//! (which swap a `..data` symlink inside the mounted directory). SIGHUP forces a reload too.
+//! A burst of events is debounced into one reload.
+//!
+//! A reload parses and validates everything first, then swaps the snapshot whole. A registry or
+//! key set that fails validation is not applied: the previous one keeps serving, the problems
+//! are logged with their file and field, and the next change is tried again.
 
-use std::path::PathBuf;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
 
 use super::{file, Limits, Store};
+use crate::issuer::keys::{KeySet, KeyStore, SigningAlgorithm};
 use crate::problems::Problems;
 
-/// Reloads one registry path into one store.
+/// How long to wait for a burst of file events to settle before reloading.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// What changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Registry,
+    Keys,
+}
+
+/// Reloads the registry into its store, and the keys into theirs.
 pub struct Reloader {
-    path: PathBuf,
+    registry_path: PathBuf,
     limits: Limits,
-    store: Arc<Store>,
+    registry: Arc<Store>,
+    /// Hash of the registry files last applied, to skip reloads that change nothing.
+    applied: AtomicU64,
+    keys_dir: PathBuf,
+    algorithm: SigningAlgorithm,
+    keys: Arc<KeyStore>,
+}
+
+/// What a registry reload did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reloaded {
+    /// A new snapshot with this many clients is in service.
+    Applied(usize),
+    /// The files are byte for byte what is already in service.
+    Unchanged,
 }
 
 impl Reloader {
-    pub fn new(path: PathBuf, limits: Limits, store: Arc<Store>) -> Self {
+    pub fn new(
+        registry_path: PathBuf,
+        limits: Limits,
+        registry: Arc<Store>,
+        keys_dir: PathBuf,
+        algorithm: SigningAlgorithm,
+        keys: Arc<KeyStore>,
+    ) -> Self {
+        let applied = file::read_sources(&registry_path).map_or(0, |s| fingerprint(&s));
         Reloader {
-            path,
+            registry_path,
             limits,
-            store,
+            registry,
+            applied: AtomicU64::new(applied),
+            keys_dir,
+            algorithm,
+            keys,
         }
     }
 
-    /// Loads and validates the registry, and swaps it in only if it is valid.
-    /// Returns the number of clients now served.
-    pub fn reload(&self) -> Result<usize, Problems> {
-        let registry = file::load(&self.path, &self.limits)?;
+    /// Loads and validates the registry, and swaps it in only if it is valid and changed.
+    pub fn reload_registry(&self) -> Result<Reloaded, Problems> {
+        let sources = file::read_sources(&self.registry_path)?;
+        let print = fingerprint(&sources);
+        if print == self.applied.load(Ordering::Acquire) {
+            return Ok(Reloaded::Unchanged);
+        }
+        let registry = file::validate(&sources, &self.limits)?;
         let clients = registry.len();
-        self.store.replace(registry);
-        Ok(clients)
+        self.registry.replace(registry);
+        self.applied.store(print, Ordering::Release);
+        Ok(Reloaded::Applied(clients))
     }
 
-    fn reload_and_log(&self) {
-        match self.reload() {
-            Ok(clients) => tracing::info!(clients, "registry reloaded"),
-            Err(problems) => tracing::error!(
-                problems = %problems.to_string().replace('\n', "; "),
-                "registry reload rejected; the previous registry stays in service"
-            ),
+    /// Loads the keys; swaps them in if they load and differ from the keys in service.
+    pub fn reload_keys(&self) -> Result<bool, Problems> {
+        let loaded = KeySet::load(&self.keys_dir, self.algorithm)?;
+        let kids = |set: &KeySet| set.keys().iter().map(|k| k.kid.clone()).collect::<Vec<_>>();
+        let current = self.keys.snapshot();
+        let changed = kids(&loaded) != kids(&current)
+            || loaded.signing_key().kid != current.signing_key().kid;
+        if changed {
+            self.keys.replace(loaded);
+        }
+        Ok(changed)
+    }
+
+    /// Reloads `target` and logs the outcome; `asked` (SIGHUP) logs even a reload that changed
+    /// nothing, so whoever sent the signal sees an answer.
+    fn reload(&self, target: Target, asked: bool) {
+        match target {
+            Target::Registry => match self.reload_registry() {
+                Ok(Reloaded::Applied(clients)) => tracing::info!(clients, "registry reloaded"),
+                Ok(Reloaded::Unchanged) if asked => tracing::info!("registry reload: no change"),
+                Ok(Reloaded::Unchanged) => tracing::debug!("registry reload: no change"),
+                Err(problems) => tracing::error!(
+                    problems = %problems.to_string().replace('\n', "; "),
+                    "registry reload rejected; the previous registry stays in service"
+                ),
+            },
+            Target::Keys => match self.reload_keys() {
+                Ok(true) => {
+                    let keys = self.keys.snapshot();
+                    tracing::info!(keys = keys.keys().len(), signing = %keys.signing_key().kid, "keys reloaded");
+                }
+                Ok(false) if asked => tracing::info!("keys reload: no change"),
+                Ok(false) => tracing::debug!("keys reload: no change"),
+                Err(problems) => tracing::error!(
+                    problems = %problems.to_string().replace('\n', "; "),
+                    "keys reload rejected; the previous keys stay in service"
+                ),
+            },
         }
     }
+
+    /// Watches the directory that holds `path` (or `path` itself when it is a directory).
+    fn watch(
+        path: &Path,
+        target: Target,
+        events: mpsc::Sender<Target>,
+    ) -> notify::Result<RecommendedWatcher> {
+        let dir = if path.is_dir() {
+            path.to_path_buf()
+        } else {
+            match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            }
+        };
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if event.is_ok_and(|e| !e.kind.is_access()) {
+                    // A full channel already holds a pending reload; dropping this one loses nothing.
+                    let _ = events.try_send(target);
+                }
+            })?;
+        watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+        Ok(watcher)
+    }
+}
+
+/// A hash of the registry files' names and contents.
+fn fingerprint(sources: &[file::Source]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for source in sources {
+        source.path.hash(&mut hasher);
+        source.text.hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 #[async_trait]
 impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut watchers = Vec::new();
+        for (path, target) in [
+            (&self.registry_path, Target::Registry),
+            (&self.keys_dir, Target::Keys),
+        ] {
+            match Self::watch(path, target, tx.clone()) {
+                Ok(watcher) => watchers.push(watcher),
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "cannot watch; reload with SIGHUP")
+                }
+            }
+        }
         let mut hangups = match signal(SignalKind::hangup()) {
-            Ok(stream) => stream,
+            Ok(stream) => Some(stream),
             Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGHUP; reload by restart only");
-                return;
+                tracing::error!(error = %e, "cannot listen for SIGHUP");
+                None
             }
         };
         loop {
             tokio::select! {
-                _ = hangups.recv() => self.reload_and_log(),
+                Some(()) = async { hangups.as_mut()?.recv().await } => {
+                    self.reload(Target::Registry, true);
+                    self.reload(Target::Keys, true);
+                }
+                Some(first) = rx.recv() => {
+                    tokio::time::sleep(DEBOUNCE).await;
+                    let mut targets = vec![first];
+                    while let Ok(more) = rx.try_recv() {
+                        if !targets.contains(&more) {
+                            targets.push(more);
+                        }
+                    }
+                    for target in targets {
+                        self.reload(target, false);
+                    }
+                }
                 _ = shutdown.changed() => return,
             }
         }

@@ -41,6 +41,8 @@ pub struct Setup {
     pub tables: String,
     /// Extra lines for the `[server]` table.
     pub server_extra: String,
+    /// Use this registry (file or directory) instead of writing one into the home directory.
+    pub registry_path: Option<PathBuf>,
     /// An existing directory to use as the gateway's home instead of a fresh one.
     pub home: Option<PathBuf>,
 }
@@ -52,8 +54,15 @@ impl Setup {
             issuer_extra: String::new(),
             tables: String::new(),
             server_extra: String::new(),
+            registry_path: None,
             home: None,
         }
+    }
+
+    /// Serves the registry at `path` as it is (the test manages its files).
+    pub fn registry_path(mut self, path: &Path) -> Self {
+        self.registry_path = Some(path.to_path_buf());
+        self
     }
 
     /// Extra lines for the `[server]` table.
@@ -277,7 +286,11 @@ listen = "127.0.0.1:{admin_port}"
 {tables}
 "#,
         keys = home.join("keys").display(),
-        registry = home.join("clients.toml").display(),
+        registry = setup
+            .registry_path
+            .clone()
+            .unwrap_or_else(|| home.join("clients.toml"))
+            .display(),
         server_extra = setup.server_extra,
         issuer_extra = setup.issuer_extra,
         tables = setup.tables,
