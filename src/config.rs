@@ -28,6 +28,31 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     pub admin: Option<AdminConfig>,
     pub demo: Option<DemoConfig>,
+    pub log: LogConfig,
+}
+
+/// Logging: level filter (`RUST_LOG` overrides it) and line format.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Bearer-token validation in front of protected routes.
@@ -125,6 +150,8 @@ struct RawConfig {
     routes: Vec<RawRoute>,
     admin: Option<RawAdmin>,
     demo: Option<RawDemo>,
+    #[serde(default)]
+    log: LogConfig,
 }
 
 #[derive(Deserialize)]
@@ -352,6 +379,7 @@ impl Checker<'_> {
             routes,
             admin,
             demo,
+            log: raw.log,
         }
     }
 

@@ -3,9 +3,10 @@
 //! `request_filter` resolves the path: issuer endpoints are answered right there; a protected
 //! route's request must pass the guard, or is answered with its refusal; only then does Pingora
 //! ask `upstream_peer` where to send it and `upstream_request_filter` to rewrite its headers.
+//! `logging` writes one structured line per request and records its duration.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use http::{header, HeaderName, HeaderValue, StatusCode};
@@ -18,7 +19,8 @@ use crate::guard::Guard;
 use crate::issuer::error::OAuthError;
 use crate::issuer::request::MAX_BODY_BYTES;
 use crate::issuer::token::TokenHttpRequest;
-use crate::issuer::Issuer;
+use crate::issuer::{Answer, Issuer};
+use crate::ops::metrics::{metrics, status_class};
 use crate::reply::{self, Reply};
 use crate::routes::{Endpoint, Route, RouteTable};
 
@@ -39,11 +41,28 @@ pub struct Gateway {
     guard: Arc<Guard>,
 }
 
-/// Per-request state: the route being proxied to and who the token says the caller is.
-#[derive(Default)]
+/// Per-request state: where the request went, who the caller is, and what came of it.
 pub struct RequestCtx {
+    started: Instant,
+    /// The route being proxied to, if any.
     route: Option<Arc<Route>>,
+    /// Who a verified token says the caller is.
     identity: Option<Arc<Identity>>,
+    /// The endpoint label when no route applies (`token`, `jwks`, `not_found`, …).
+    endpoint: &'static str,
+    /// What came of the request (`issued`, `allowed`, an error code, …).
+    outcome: &'static str,
+    /// The client an issuer endpoint authenticated.
+    client_id: Option<String>,
+}
+
+impl RequestCtx {
+    /// The bounded label of this request for logs and metrics.
+    fn label(&self) -> &str {
+        self.route
+            .as_ref()
+            .map_or(self.endpoint, |r| r.prefix.as_str())
+    }
 }
 
 impl Gateway {
@@ -56,10 +75,16 @@ impl Gateway {
     }
 
     /// Answers a token or introspection request (both are small bounded form POSTs).
-    async fn issuer_endpoint(&self, session: &mut Session, introspect: bool) -> Result<Reply> {
+    async fn issuer_endpoint(&self, session: &mut Session, introspect: bool) -> Result<Answer> {
         let body = match read_body(session, MAX_BODY_BYTES).await? {
             Ok(body) => body,
-            Err(too_large) => return Ok(too_large),
+            Err(too_large) => {
+                return Ok(Answer {
+                    reply: too_large,
+                    outcome: "body_too_large",
+                    client_id: None,
+                })
+            }
         };
         let req = session.req_header();
         let request = TokenHttpRequest {
@@ -73,6 +98,29 @@ impl Gateway {
         } else {
             self.issuer.token(request).await
         })
+    }
+
+    /// Runs the guard for a protected route; `Some(reply)` is a refusal to send.
+    async fn admit(&self, session: &Session, route: &Route, ctx: &mut RequestCtx) -> Option<Reply> {
+        if route.policy.public {
+            ctx.outcome = "public";
+        } else {
+            match self
+                .guard
+                .admit(&session.req_header().headers, &route.policy)
+                .await
+            {
+                Ok(identity) => {
+                    ctx.outcome = "allowed";
+                    ctx.identity = Some(identity);
+                }
+                Err(denial) => {
+                    ctx.outcome = denial.code();
+                    return Some(denial.into_reply());
+                }
+            }
+        }
+        None
     }
 }
 
@@ -110,38 +158,55 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::default()
+        RequestCtx {
+            started: Instant::now(),
+            route: None,
+            identity: None,
+            endpoint: "-",
+            outcome: "-",
+            client_id: None,
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let is_get = session.req_header().method == http::Method::GET;
-        let reply = match self.routes.resolve(session.req_header().uri.path()) {
-            Err(e) => reply::error(StatusCode::BAD_REQUEST, "invalid_request", e.0),
-            Ok(Endpoint::Token) => self.issuer_endpoint(session, false).await?,
-            Ok(Endpoint::Introspect) => self.issuer_endpoint(session, true).await?,
-            Ok(Endpoint::Metadata) if is_get => self.issuer.metadata(),
-            Ok(Endpoint::Jwks) if is_get => self.issuer.jwks(),
-            Ok(Endpoint::Metadata | Endpoint::Jwks) => reply::get_only(),
-            Ok(Endpoint::NotFound) => reply::not_found(),
+        let (endpoint, reply) = match self.routes.resolve(session.req_header().uri.path()) {
+            Err(e) => (
+                "invalid_path",
+                reply::error(StatusCode::BAD_REQUEST, "invalid_request", e.0),
+            ),
+            Ok(endpoint @ (Endpoint::Token | Endpoint::Introspect)) => {
+                let answer = self
+                    .issuer_endpoint(session, matches!(endpoint, Endpoint::Introspect))
+                    .await?;
+                ctx.outcome = answer.outcome;
+                ctx.client_id = answer.client_id;
+                let name = if matches!(endpoint, Endpoint::Token) {
+                    "token"
+                } else {
+                    "introspect"
+                };
+                (name, answer.reply)
+            }
+            Ok(Endpoint::Metadata) if is_get => ("metadata", self.issuer.metadata()),
+            Ok(Endpoint::Jwks) if is_get => ("jwks", self.issuer.jwks()),
+            Ok(Endpoint::Metadata) => ("metadata", reply::get_only()),
+            Ok(Endpoint::Jwks) => ("jwks", reply::get_only()),
+            Ok(Endpoint::NotFound) => ("not_found", reply::not_found()),
             Ok(Endpoint::Protected(route)) => {
-                if !route.policy.public {
-                    let admitted = self
-                        .guard
-                        .admit(&session.req_header().headers, &route.policy)
-                        .await;
-                    match admitted {
-                        Ok(identity) => ctx.identity = Some(identity),
-                        Err(denial) => {
-                            tracing::info!(route = %route.prefix, outcome = denial.code(), "request refused");
-                            reply::write(session, denial.into_reply()).await?;
-                            return Ok(true);
-                        }
-                    }
-                }
+                let refusal = self.admit(session, &route, ctx).await;
+                metrics()
+                    .auth_requests
+                    .with_label_values(&[route.prefix.as_str(), ctx.outcome])
+                    .inc();
                 ctx.route = Some(route);
-                return Ok(false);
+                match refusal {
+                    None => return Ok(false),
+                    Some(reply) => ("-", reply),
+                }
             }
         };
+        ctx.endpoint = endpoint;
         reply::write(session, reply).await?;
         Ok(true)
     }
@@ -208,6 +273,20 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let class = status_class(response.status.as_u16());
+        metrics()
+            .upstream_responses
+            .with_label_values(&[ctx.label(), class])
+            .inc();
+        Ok(())
+    }
+
     /// Upstream failures become JSON 502 (refused, reset, bad answer) or 504 (timed out); the
     /// client never sees Pingora's internals.
     async fn fail_to_proxy(
@@ -216,7 +295,6 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let route = ctx.route.as_ref().map_or("-", |r| r.prefix.as_str());
         let (status, code, description) = match (e.esource(), e.etype()) {
             (_, ErrorType::HTTPStatus(status)) => (*status, "error", "the request failed"),
             (
@@ -231,15 +309,20 @@ impl ProxyHttp for Gateway {
             (
                 ErrorSource::Downstream,
                 ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
-            ) => (0, "", ""),
+            ) => (0, "client_gone", ""),
             (ErrorSource::Downstream, _) => {
                 (400, "invalid_request", "the request could not be read")
             }
             _ => (500, "server_error", "internal error"),
         };
-        if status >= 500 {
-            tracing::warn!(route, status, error = %e, "proxying failed");
+        if *e.esource() == ErrorSource::Upstream {
+            metrics()
+                .upstream_responses
+                .with_label_values(&[ctx.label(), "error"])
+                .inc();
+            tracing::warn!(route = ctx.label(), status, error = %e, "proxying failed");
         }
+        ctx.outcome = code;
         if status > 0 && session.response_written().is_none() {
             // Pingora closes this connection after a failed proxy attempt; say so, or the
             // client would send its next request into a closed socket.
@@ -257,5 +340,34 @@ impl ProxyHttp for Gateway {
             error_code: status,
             can_reuse_downstream: false,
         }
+    }
+
+    /// One line per request: never a query string, header, secret or token; the client id only
+    /// once verified.
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let elapsed = ctx.started.elapsed();
+        metrics()
+            .request_duration
+            .with_label_values(&[ctx.label()])
+            .observe(elapsed.as_secs_f64());
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let client_id = ctx
+            .identity
+            .as_ref()
+            .map(|i| i.claims.client_id.as_str())
+            .or(ctx.client_id.as_deref())
+            .unwrap_or("-");
+        let req = session.req_header();
+        tracing::info!(
+            target: "credgate::access",
+            method = %req.method,
+            path = req.uri.path(),
+            route = ctx.label(),
+            client_id,
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            outcome = ctx.outcome,
+            "request"
+        );
     }
 }

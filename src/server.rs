@@ -25,6 +25,12 @@ use crate::routes::RouteTable;
 /// SIGTERM (graceful: stop accepting, let in-flight requests finish within `grace_period`) or
 /// SIGINT (immediate). Returns only if loading fails.
 pub fn serve(config: Config) -> Result<(), Problems> {
+    // SIGHUP means "reload" here; until the reloader listens for it, ignore it rather than let
+    // its default action end the process.
+    // SAFETY: setting a signal's disposition to SIG_IGN runs no code in the handler context.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
     let registry = registry::file::load(&config.registry.path, &config.issuer.lifetimes)?;
     let keys = KeySet::load_or_generate(&config.issuer.keys_dir, config.issuer.algorithm)?;
     tracing::info!(
@@ -33,6 +39,7 @@ pub fn serve(config: Config) -> Result<(), Problems> {
         algorithm = keys.signing_key().algorithm.name(),
         "registry and keys loaded"
     );
+    crate::ops::metrics::metrics().registry_applied(registry.len());
     let registry = Arc::new(Store::new(registry));
     let keys = Arc::new(KeyStore::new(keys));
     let issuer = Arc::new(Issuer::new(

@@ -155,7 +155,10 @@ async fn reload_under_load(layout: Layout) {
             version(n, true, &hashes)
         };
         publish(layout, mount.path(), n, &text);
-        tokio::time::sleep(Duration::from_millis(40)).await;
+        // The invalid version stays long enough to be read (shorter-lived versions may be
+        // coalesced away by the debounce, which is fine).
+        let hold = if n == 25 { 600 } else { 100 };
+        tokio::time::sleep(Duration::from_millis(hold)).await;
     }
 
     // Disabling a client reaches its live tokens within a second.

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::config::{Config, LogConfig, LogFormat, DEFAULT_CONFIG_PATH};
 use crate::issuer::keys::KeySet;
 use crate::registry;
 
@@ -50,7 +50,6 @@ enum Command {
 /// Runs the command line; the process exit code says whether it worked.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -60,18 +59,30 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Logs go to stderr, as text or one JSON object per line; `RUST_LOG` overrides the level.
+///
+/// Pingora's own debug output dumps whole request heads (query strings, `Authorization`), so its
+/// crates are capped at `info` whatever the level: no setting may put a token in the logs.
+fn init_logging(config: &LogConfig) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive("pingora=info".parse().expect("a valid directive"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match config.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::load(&cli.config)?;
+    init_logging(&config.log);
     if let Some(path) = cli.registry {
         config.registry.path = path;
     }

@@ -19,6 +19,7 @@ use moka::Expiry;
 use crate::config::{GuardConfig, IssuerConfig};
 use crate::issuer::keys::{KeyStore, SigningAlgorithm};
 use crate::issuer::mint::{AccessClaims, TOKEN_TYPE};
+use crate::ops::metrics::metrics;
 
 /// What a verified token proves, with the upstream headers it yields prepared once.
 #[derive(Debug)]
@@ -106,9 +107,10 @@ impl TokenVerifier {
             .expect("SHA-256 is 32 bytes");
         let now = unix_now();
         if let Some(identity) = self.cache.get(&key).await {
-            // The entry may outlive `exp` by up to a timer tick; never trust it past that.
+            metrics().auth_cache_hits.inc();
             return self.still_valid(identity, now);
         }
+        metrics().auth_cache_misses.inc();
         let identity = Arc::new(self.verify_uncached(token, now)?);
         self.cache.insert(key, identity.clone()).await;
         Ok(identity)

@@ -7,9 +7,9 @@ use serde::Serialize;
 use super::error::OAuthError;
 use super::request;
 use super::token::TokenHttpRequest;
-use super::Issuer;
+use super::{Answer, Issuer};
 use crate::guard::Guard;
-use crate::reply::{self, Reply};
+use crate::reply;
 
 #[derive(Serialize)]
 struct Active<'a> {
@@ -28,19 +28,26 @@ struct Active<'a> {
 impl Issuer {
     /// Answers one introspection request. Any token that is not currently valid — malformed,
     /// forged, expired, revoked, of a disabled client — is simply `{"active": false}`.
-    pub async fn introspect(&self, req: TokenHttpRequest<'_>, guard: &Guard) -> Reply {
+    pub async fn introspect(&self, req: TokenHttpRequest<'_>, guard: &Guard) -> Answer {
         if req.method != http::Method::POST {
-            return OAuthError::method_not_allowed().into_reply();
+            return Answer::refused(OAuthError::method_not_allowed());
         }
         let parsed =
             match request::parse_introspection(req.content_type, req.authorization, req.body) {
                 Ok(parsed) => parsed,
-                Err(e) => return e.into_reply(),
+                Err(e) => return Answer::refused(e),
             };
-        if let Err(e) = self.authenticate(parsed.credentials).await {
-            return e.into_reply();
-        }
-        let body = match guard.authenticate(&parsed.token).await {
+        let caller = match self.authenticate(parsed.credentials).await {
+            Ok(caller) => caller,
+            Err(e) => return Answer::refused(e),
+        };
+        let verdict = guard.authenticate(&parsed.token).await;
+        let outcome = if verdict.is_ok() {
+            "active"
+        } else {
+            "inactive"
+        };
+        let body = match verdict {
             Ok(identity) => {
                 let claims = &identity.claims;
                 serde_json::to_vec(&Active {
@@ -58,6 +65,10 @@ impl Issuer {
             }
             Err(_) => br#"{"active":false}"#.to_vec(),
         };
-        reply::no_store(reply::json_bytes(StatusCode::OK, body))
+        Answer {
+            reply: reply::no_store(reply::json_bytes(StatusCode::OK, body)),
+            outcome,
+            client_id: Some(caller.id.clone()),
+        }
     }
 }

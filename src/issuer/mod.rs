@@ -19,6 +19,26 @@ use crate::reply::{self, Reply};
 use keys::KeyStore;
 use secrets::SecretVerifier;
 
+/// What an issuer endpoint answered, and what the request log and metrics say about it.
+pub struct Answer {
+    pub reply: Reply,
+    /// `issued`, `active`, `inactive`, or the OAuth error code.
+    pub outcome: &'static str,
+    /// The client that authenticated; `None` when none did (a client-supplied id is never
+    /// logged unverified).
+    pub client_id: Option<String>,
+}
+
+impl Answer {
+    fn refused(error: error::OAuthError) -> Self {
+        Answer {
+            outcome: error.code,
+            reply: error.into_reply(),
+            client_id: None,
+        }
+    }
+}
+
 /// Everything the issuer endpoints need, shared by all requests.
 pub struct Issuer {
     config: IssuerConfig,

@@ -126,15 +126,25 @@ impl<'a> QueueSlot<'a> {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < limit).then_some(n + 1)
             })
-            .map(|_| QueueSlot(waiting))
+            .map(|n| {
+                queue_gauge(n + 1);
+                QueueSlot(waiting)
+            })
             .map_err(|_| Overloaded)
     }
 }
 
 impl Drop for QueueSlot<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let before = self.0.fetch_sub(1, Ordering::AcqRel);
+        queue_gauge(before - 1);
     }
+}
+
+fn queue_gauge(depth: usize) {
+    crate::ops::metrics::metrics()
+        .secret_verify_queue_depth
+        .set(depth as i64);
 }
 
 #[cfg(test)]

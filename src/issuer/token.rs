@@ -1,6 +1,7 @@
 //! The token endpoint (RFC 6749 §4.4): authenticate the client, settle the scope, mint.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::StatusCode;
 use serde::Serialize;
@@ -9,7 +10,8 @@ use time::OffsetDateTime;
 use super::error::OAuthError;
 use super::mint::{mint, Grant};
 use super::request::{self, AuthMethod, Credentials, TokenRequest};
-use super::Issuer;
+use super::{Answer, Issuer};
+use crate::ops::metrics::metrics;
 use crate::registry::Client;
 use crate::reply::{self, Reply};
 
@@ -32,18 +34,33 @@ struct TokenResponse<'a> {
 
 impl Issuer {
     /// Answers one token request; every outcome is a complete HTTP reply.
-    pub async fn token(&self, req: TokenHttpRequest<'_>) -> Reply {
-        if req.method != http::Method::POST {
-            return OAuthError::method_not_allowed().into_reply();
-        }
-        let result = match request::parse(req.content_type, req.authorization, req.body) {
-            Ok(parsed) => self.grant(parsed).await,
-            Err(e) => Err(e),
+    pub async fn token(&self, req: TokenHttpRequest<'_>) -> Answer {
+        let started = Instant::now();
+        let answer = match self.issue(req).await {
+            Ok((reply, client)) => Answer {
+                reply,
+                outcome: "issued",
+                client_id: Some(client.id.clone()),
+            },
+            Err(e) => Answer::refused(e),
         };
-        result.unwrap_or_else(|e| {
-            tracing::info!(error = e.code, reason = %e.description, "token request refused");
-            e.into_reply()
-        })
+        let metrics = metrics();
+        metrics
+            .token_requests
+            .with_label_values(&[answer.outcome])
+            .inc();
+        metrics
+            .token_issue_seconds
+            .observe(started.elapsed().as_secs_f64());
+        answer
+    }
+
+    async fn issue(&self, req: TokenHttpRequest<'_>) -> Result<(Reply, Arc<Client>), OAuthError> {
+        if req.method != http::Method::POST {
+            return Err(OAuthError::method_not_allowed());
+        }
+        let parsed = request::parse(req.content_type, req.authorization, req.body)?;
+        self.grant(parsed).await
     }
 
     /// Authenticates a client by its secret: the client must exist, be enabled and unexpired,
@@ -82,7 +99,7 @@ impl Issuer {
         Ok(client.clone())
     }
 
-    async fn grant(&self, req: TokenRequest) -> Result<Reply, OAuthError> {
+    async fn grant(&self, req: TokenRequest) -> Result<(Reply, Arc<Client>), OAuthError> {
         let client = &self.authenticate(req.credentials).await?;
         let now = OffsetDateTime::now_utc();
         let scope = granted_scope(client, req.scope)?;
@@ -100,14 +117,14 @@ impl Issuer {
             tracing::error!(error = %e, "signing a token failed");
             OAuthError::server_error("the token could not be signed")
         })?;
-        tracing::info!(client_id = %client.id, scope = %grant.scope, "token issued");
         let body = TokenResponse {
             access_token: &minted.token,
             token_type: "Bearer",
             expires_in: minted.expires_in,
             scope: &grant.scope,
         };
-        Ok(reply::no_store(reply::json(StatusCode::OK, &body)))
+        let reply = reply::no_store(reply::json(StatusCode::OK, &body));
+        Ok((reply, client.clone()))
     }
 }
 

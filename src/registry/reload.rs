@@ -25,10 +25,14 @@ use tokio::sync::mpsc;
 
 use super::{file, Limits, Store};
 use crate::issuer::keys::{KeySet, KeyStore, SigningAlgorithm};
+use crate::ops::metrics::metrics;
 use crate::problems::Problems;
 
 /// How long to wait for a burst of file events to settle before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(200);
+/// Two reads of the registry this far apart must agree before it is applied.
+const SETTLE: Duration = Duration::from_millis(25);
+const SETTLE_TRIES: usize = 10;
 
 /// What changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +84,8 @@ impl Reloader {
     }
 
     /// Loads and validates the registry, and swaps it in only if it is valid and changed.
-    pub fn reload_registry(&self) -> Result<Reloaded, Problems> {
-        let sources = file::read_sources(&self.registry_path)?;
+    pub async fn reload_registry(&self) -> Result<Reloaded, Problems> {
+        let sources = self.read_settled().await?;
         let print = fingerprint(&sources);
         if print == self.applied.load(Ordering::Acquire) {
             return Ok(Reloaded::Unchanged);
@@ -91,6 +95,28 @@ impl Reloader {
         self.registry.replace(registry);
         self.applied.store(print, Ordering::Release);
         Ok(Reloaded::Applied(clients))
+    }
+
+    /// Reads the registry files until two reads `SETTLE` apart agree. A writer that truncates a
+    /// file and then writes it leaves a moment where the file is empty — a valid, empty
+    /// registry that must never go into service.
+    async fn read_settled(&self) -> Result<Vec<file::Source>, Problems> {
+        let mut sources = file::read_sources(&self.registry_path)?;
+        for _ in 0..SETTLE_TRIES {
+            tokio::time::sleep(SETTLE).await;
+            let again = file::read_sources(&self.registry_path)?;
+            if fingerprint(&again) == fingerprint(&sources) {
+                return Ok(again);
+            }
+            sources = again;
+        }
+        let mut problems = Problems::default();
+        problems.push(
+            &self.registry_path,
+            "",
+            "the files kept changing while being read",
+        );
+        Err(problems)
     }
 
     /// Loads the keys; swaps them in if they load and differ from the keys in service.
@@ -108,16 +134,29 @@ impl Reloader {
 
     /// Reloads `target` and logs the outcome; `asked` (SIGHUP) logs even a reload that changed
     /// nothing, so whoever sent the signal sees an answer.
-    fn reload(&self, target: Target, asked: bool) {
+    async fn reload(&self, target: Target, asked: bool) {
         match target {
-            Target::Registry => match self.reload_registry() {
-                Ok(Reloaded::Applied(clients)) => tracing::info!(clients, "registry reloaded"),
+            Target::Registry => match self.reload_registry().await {
+                Ok(Reloaded::Applied(clients)) => {
+                    metrics()
+                        .registry_reloads
+                        .with_label_values(&["applied"])
+                        .inc();
+                    metrics().registry_applied(clients);
+                    tracing::info!(clients, "registry reloaded");
+                }
                 Ok(Reloaded::Unchanged) if asked => tracing::info!("registry reload: no change"),
                 Ok(Reloaded::Unchanged) => tracing::debug!("registry reload: no change"),
-                Err(problems) => tracing::error!(
-                    problems = %problems.to_string().replace('\n', "; "),
-                    "registry reload rejected; the previous registry stays in service"
-                ),
+                Err(problems) => {
+                    metrics()
+                        .registry_reloads
+                        .with_label_values(&["rejected"])
+                        .inc();
+                    tracing::error!(
+                        problems = %problems.to_string().replace('\n', "; "),
+                        "registry reload rejected; the previous registry stays in service"
+                    )
+                }
             },
             Target::Keys => match self.reload_keys() {
                 Ok(true) => {
@@ -193,11 +232,15 @@ impl BackgroundService for Reloader {
                 None
             }
         };
+        tracing::info!(
+            watchers = watchers.len(),
+            "watching the registry and keys for changes"
+        );
         loop {
             tokio::select! {
                 Some(()) = async { hangups.as_mut()?.recv().await } => {
-                    self.reload(Target::Registry, true);
-                    self.reload(Target::Keys, true);
+                    self.reload(Target::Registry, true).await;
+                    self.reload(Target::Keys, true).await;
                 }
                 Some(first) = rx.recv() => {
                     tokio::time::sleep(DEBOUNCE).await;
@@ -208,7 +251,7 @@ impl BackgroundService for Reloader {
                         }
                     }
                     for target in targets {
-                        self.reload(target, false);
+                        self.reload(target, false).await;
                     }
                 }
                 _ = shutdown.changed() => return,

@@ -43,6 +43,8 @@ pub struct Setup {
     pub server_extra: String,
     /// Use this registry (file or directory) instead of writing one into the home directory.
     pub registry_path: Option<PathBuf>,
+    /// `RUST_LOG` of the gateway process.
+    pub log_level: String,
     /// An existing directory to use as the gateway's home instead of a fresh one.
     pub home: Option<PathBuf>,
 }
@@ -55,6 +57,7 @@ impl Setup {
             tables: String::new(),
             server_extra: String::new(),
             registry_path: None,
+            log_level: "info".into(),
             home: None,
         }
     }
@@ -125,7 +128,7 @@ impl Gateway {
                 .arg("--config")
                 .arg(&config)
                 .arg("serve")
-                .env("RUST_LOG", "info")
+                .env("RUST_LOG", &setup.log_level)
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
@@ -153,7 +156,7 @@ impl Gateway {
         panic!("no free ports for the gateway after 5 tries");
     }
 
-    /// Polls the admin listener's /healthz and the main port until both answer.
+    /// Waits until both listeners accept connections and the reloader watches for changes.
     fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -164,7 +167,8 @@ impl Gateway {
                 std::net::TcpStream::connect(self.admin.trim_start_matches("http://")).is_ok();
             let main_up =
                 std::net::TcpStream::connect(self.base.trim_start_matches("http://")).is_ok();
-            if admin_up && main_up {
+            let watching = self.log().contains("watching the registry and keys");
+            if admin_up && main_up && watching {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -245,9 +249,20 @@ impl Gateway {
 }
 
 impl Drop for Gateway {
+    /// Stops the process, then checks that nothing it logged in the whole test carries a token
+    /// (every JWT starts with `eyJ`) or a stored hash.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let log = self.log();
+            for needle in ["eyJ", "$argon2"] {
+                assert!(
+                    !log.contains(needle),
+                    "{needle:?} in the gateway log:\n{log}"
+                );
+            }
+        }
     }
 }
 

@@ -1,0 +1,185 @@
+//! Prometheus metrics, served as text on the admin listener's `/metrics`.
+//!
+//! Label values come only from the configuration (route prefixes) and from fixed sets
+//! (outcomes, status classes), never from requests, so every label set stays bounded; no
+//! secret, token or client-supplied string ever becomes a label.
+
+use std::sync::OnceLock;
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// `outcome`: `issued` or the OAuth error code.
+    pub token_requests: IntCounterVec,
+    pub token_issue_seconds: Histogram,
+    /// `route`: the route prefix; `outcome`: `allowed`, `public` or the refusal.
+    pub auth_requests: IntCounterVec,
+    pub auth_cache_hits: IntCounter,
+    pub auth_cache_misses: IntCounter,
+    /// `status_class`: `2xx` … `5xx`, or `error` when no response came.
+    pub upstream_responses: IntCounterVec,
+    /// `route`: the route prefix or the endpoint (`token`, `jwks`, `not_found`, …).
+    pub request_duration: HistogramVec,
+    /// `result`: `applied` or `rejected`.
+    pub registry_reloads: IntCounterVec,
+    pub registry_clients: IntGauge,
+    pub registry_last_reload: Gauge,
+    pub secret_verify_queue_depth: IntGauge,
+}
+
+/// Latency buckets from 0.1 ms (a cached token check) to 10 s (a queued argon2 verification).
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// The process's metrics (one gateway per process).
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let histogram_opts =
+            |name: &str, help: &str| HistogramOpts::new(name, help).buckets(BUCKETS.to_vec());
+        let token_issue_seconds = Histogram::with_opts(histogram_opts(
+            "credgate_token_issue_seconds",
+            "Time to answer a token request, argon2 included",
+        ))
+        .expect("valid metric");
+        registry
+            .register(Box::new(token_issue_seconds.clone()))
+            .expect("unique metric");
+        let request_duration = HistogramVec::new(
+            histogram_opts(
+                "credgate_request_duration_seconds",
+                "Time from request to response",
+            ),
+            &["route"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(request_duration.clone()))
+            .expect("unique metric");
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let registry_last_reload = Gauge::new(
+            "credgate_registry_last_reload_timestamp_seconds",
+            "When the registry in service was loaded (unix time)",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(registry_last_reload.clone()))
+            .expect("unique metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "credgate_build_info",
+                "Always 1; the version is in the label",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(build_info.clone()))
+            .expect("unique metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        Metrics {
+            token_requests: counter_vec(
+                "credgate_token_requests_total",
+                "Token requests by outcome",
+                &["outcome"],
+            ),
+            token_issue_seconds,
+            auth_requests: counter_vec(
+                "credgate_auth_requests_total",
+                "Requests to routes by route and outcome",
+                &["route", "outcome"],
+            ),
+            auth_cache_hits: counter(
+                "credgate_auth_cache_hits_total",
+                "Token checks answered by the cache",
+            ),
+            auth_cache_misses: counter(
+                "credgate_auth_cache_misses_total",
+                "Token checks that verified a signature",
+            ),
+            upstream_responses: counter_vec(
+                "credgate_upstream_responses_total",
+                "Upstream responses by route and status class",
+                &["route", "status_class"],
+            ),
+            request_duration,
+            registry_reloads: counter_vec(
+                "credgate_registry_reloads_total",
+                "Registry reloads by result",
+                &["result"],
+            ),
+            registry_clients: gauge(
+                "credgate_registry_clients",
+                "Clients in the registry in service",
+            ),
+            registry_last_reload,
+            secret_verify_queue_depth: gauge(
+                "credgate_secret_verify_queue_depth",
+                "Token requests waiting for an argon2 verification slot",
+            ),
+            registry,
+        }
+    }
+
+    /// Records that a registry with `clients` clients went into service now.
+    pub fn registry_applied(&self, clients: usize) {
+        self.registry_clients.set(clients as i64);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.registry_last_reload.set(now);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        out
+    }
+}
+
+/// `2xx` for 204, and so on.
+pub fn status_class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    }
+}

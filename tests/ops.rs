@@ -1,0 +1,309 @@
+//! Metrics, request logs, and what must never appear in them.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::upstream::Upstream;
+use common::{client_toml, json, Gateway, Setup};
+
+const SECRET: &str = "ops-secret-value-1234";
+const GRANT: (&str, &str) = ("grant_type", "client_credentials");
+
+async fn setup(extra: &str, log_level: &str) -> (Gateway, Upstream) {
+    let upstream = Upstream::start().await;
+    let mut setup =
+        Setup::new(client_toml("app", SECRET, "scopes = [\"api.read\"]", "")).tables(&format!(
+            "[[route]]\nprefix = \"/api/\"\nupstream = \"{}\"\nscopes = [\"api.read\"]\n{extra}",
+            upstream.addr
+        ));
+    setup.log_level = log_level.into();
+    (setup.start(), upstream)
+}
+
+/// Parses the Prometheus text format strictly: every sample line is `name{labels} value`.
+fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    let mut samples = HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad sample line {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "{line:?}"
+            );
+        }
+        samples.insert(series.to_owned(), value);
+    }
+    samples
+}
+
+async fn metrics(gw: &Gateway) -> HashMap<String, f64> {
+    let response = gw
+        .http
+        .get(format!("{}/metrics", gw.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    parse_metrics(&response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn metrics_count_exactly_what_was_sent() {
+    let (gw, _upstream) = setup("", "info").await;
+    let mut token = String::new();
+    for _ in 0..3 {
+        token = json(gw.token(Some(("app", SECRET)), &[GRANT]).await).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            gw.token(Some(("app", "wrong")), &[GRANT]).await.status(),
+            401
+        );
+    }
+    assert_eq!(
+        gw.token(Some(("app", SECRET)), &[("grant_type", "password")])
+            .await
+            .status(),
+        400
+    );
+    for _ in 0..4 {
+        let r = gw
+            .http
+            .get(gw.url("/api/x"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(
+        gw.http.get(gw.url("/api/x")).send().await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        gw.http.get(gw.url("/nope")).send().await.unwrap().status(),
+        404
+    );
+
+    let m = metrics(&gw).await;
+    let get = |series: &str| {
+        *m.get(series)
+            .unwrap_or_else(|| panic!("no {series} in {m:#?}"))
+    };
+    assert_eq!(
+        get("credgate_token_requests_total{outcome=\"issued\"}"),
+        3.0
+    );
+    assert_eq!(
+        get("credgate_token_requests_total{outcome=\"invalid_client\"}"),
+        2.0
+    );
+    assert_eq!(
+        get("credgate_token_requests_total{outcome=\"unsupported_grant_type\"}"),
+        1.0
+    );
+    assert_eq!(get("credgate_token_issue_seconds_count"), 6.0);
+    assert_eq!(
+        get("credgate_auth_requests_total{outcome=\"allowed\",route=\"/api/\"}"),
+        4.0
+    );
+    assert_eq!(
+        get("credgate_auth_requests_total{outcome=\"missing_token\",route=\"/api/\"}"),
+        1.0
+    );
+    assert_eq!(
+        get("credgate_auth_cache_misses_total"),
+        1.0,
+        "one token, verified once"
+    );
+    assert_eq!(get("credgate_auth_cache_hits_total"), 3.0);
+    assert_eq!(
+        get("credgate_upstream_responses_total{route=\"/api/\",status_class=\"2xx\"}"),
+        4.0
+    );
+    assert_eq!(
+        get("credgate_request_duration_seconds_count{route=\"/api/\"}"),
+        5.0
+    );
+    assert_eq!(
+        get("credgate_request_duration_seconds_count{route=\"token\"}"),
+        6.0
+    );
+    assert_eq!(
+        get("credgate_request_duration_seconds_count{route=\"not_found\"}"),
+        1.0
+    );
+    assert_eq!(get("credgate_registry_clients"), 1.0);
+    assert_eq!(get("credgate_secret_verify_queue_depth"), 0.0);
+    assert!(get("credgate_registry_last_reload_timestamp_seconds") > 1.7e9);
+    assert_eq!(
+        get(&format!(
+            "credgate_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
+    );
+    let text = format!("{m:?}");
+    assert!(
+        !text.contains(SECRET) && !text.contains(&token),
+        "no secret or token in any label"
+    );
+}
+
+#[tokio::test]
+async fn reloads_are_counted_by_result() {
+    let (gw, _upstream) = setup("", "info").await;
+    let registry = gw.home.join("clients.toml");
+    let valid = std::fs::read_to_string(&registry).unwrap();
+    std::fs::write(&registry, "[[client]]\nid = \"x\"\n").unwrap();
+    gw.reload();
+    std::fs::write(&registry, valid.replace("Client app", "Renamed")).unwrap();
+    gw.reload();
+    let m = metrics(&gw).await;
+    assert!(m["credgate_registry_reloads_total{result=\"rejected\"}"] >= 1.0);
+    assert!(m["credgate_registry_reloads_total{result=\"applied\"}"] >= 1.0);
+}
+
+#[tokio::test]
+async fn json_logs_have_one_structured_line_per_request() {
+    let (gw, _upstream) = setup("\n[log]\nformat = \"json\"\n", "info").await;
+    let token = json(gw.token(Some(("app", SECRET)), &[GRANT]).await).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        gw.http
+            .get(gw.url("/api/items?q=1"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        gw.http
+            .get(gw.url("/api/items"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = gw.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let access: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["target"] == "credgate::access")
+        .collect();
+    assert_eq!(access.len(), 3, "{log}");
+    let fields = |i: usize| &access[i]["fields"];
+    assert_eq!(fields(0)["route"], "token");
+    assert_eq!(fields(0)["client_id"], "app");
+    assert_eq!(fields(0)["outcome"], "issued");
+    assert_eq!(fields(0)["status"], 200);
+    assert_eq!(fields(1)["route"], "/api/");
+    assert_eq!(fields(1)["path"], "/api/items", "no query string");
+    assert_eq!(fields(1)["client_id"], "app");
+    assert_eq!(fields(1)["outcome"], "allowed");
+    assert!(fields(1)["latency_ms"].as_f64().is_some());
+    assert_eq!(fields(2)["status"], 401);
+    assert_eq!(fields(2)["outcome"], "missing_token");
+    assert_eq!(fields(2)["client_id"], "-");
+}
+
+/// Every path a secret or token travels, at debug level: none of them may reach the log.
+#[tokio::test]
+async fn no_secret_token_or_hash_reaches_the_logs() {
+    let (gw, upstream) = setup("", "debug").await;
+    let token = json(gw.token(Some(("app", SECRET)), &[GRANT]).await).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let post = [GRANT, ("client_id", "app"), ("client_secret", SECRET)];
+    assert_eq!(gw.token(None, &post).await.status(), 200);
+    assert_eq!(
+        gw.token(Some(("app", "wrong-secret-abc")), &[GRANT])
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        gw.token(Some(("ghost-client", SECRET)), &[GRANT])
+            .await
+            .status(),
+        401
+    );
+    let calls = [
+        gw.http.get(gw.url("/api/x")).bearer_auth(&token),
+        gw.http
+            .get(gw.url("/api/x?access_token=leak-me"))
+            .bearer_auth(&token),
+        gw.http
+            .get(gw.url("/api/x"))
+            .bearer_auth(format!("{token}x")),
+        gw.http
+            .get(gw.url("/api/x"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("authorization", "Bearer second"),
+    ];
+    for call in calls {
+        call.send().await.unwrap();
+    }
+    gw.http
+        .post(gw.url("/connect/introspect"))
+        .basic_auth("app", Some(SECRET))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let addr = upstream.stop();
+    gw.http
+        .get(gw.url("/api/x"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let _ = addr;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = gw.log();
+    let signature = token.rsplit('.').next().unwrap();
+    for needle in [
+        SECRET,
+        "wrong-secret-abc",
+        token.as_str(),
+        signature,
+        "$argon2id",
+        "leak-me",
+        "eyJ",
+    ] {
+        assert!(!log.contains(needle), "{needle:?} found in the log:\n{log}");
+    }
+    assert!(log.lines().count() > 10, "debug logging was on: {log}");
+}
