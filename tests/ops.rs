@@ -307,3 +307,78 @@ async fn no_secret_token_or_hash_reaches_the_logs() {
     }
     assert!(log.lines().count() > 10, "debug logging was on: {log}");
 }
+
+fn kid(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+async fn access_token(gw: &Gateway) -> String {
+    json(gw.token(Some(("app", SECRET)), &[GRANT]).await).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn api_status(gw: &Gateway, token: &str) -> u16 {
+    gw.http
+        .get(gw.url("/api/x"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_key_rotation_keeps_old_tokens_valid_and_a_removed_key_stops_verifying() {
+    let (gw, _upstream) = setup("", "info").await;
+    let before = access_token(&gw).await;
+    assert_eq!(api_status(&gw, &before).await, 200, "verified and cached");
+
+    let rotated = gw.cli(&["keys", "rotate"]);
+    let out = String::from_utf8_lossy(&rotated.stdout);
+    assert!(
+        rotated.status.success() && out.contains("No key to prune."),
+        "{out}"
+    );
+    gw.wait_for_log("keys reloaded", 1);
+
+    let after = access_token(&gw).await;
+    assert_ne!(kid(&before), kid(&after), "the new key signs");
+    let jwks = json(
+        gw.http
+            .get(gw.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&kid(&before).as_str()) && kids.contains(&kid(&after).as_str()),
+        "{kids:?}"
+    );
+    assert_eq!(
+        api_status(&gw, &before).await,
+        200,
+        "the old key still verifies"
+    );
+    assert_eq!(api_status(&gw, &after).await, 200);
+
+    // Removing the old key file ends its tokens at once, cached or not.
+    let old = std::fs::read_dir(gw.home.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains(&kid(&before)[..8]))
+        .expect("the old key file");
+    std::fs::remove_file(old).unwrap();
+    gw.wait_for_log("keys reloaded", 2);
+    assert_eq!(api_status(&gw, &before).await, 401);
+    assert_eq!(api_status(&gw, &after).await, 200);
+}

@@ -9,6 +9,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
@@ -173,6 +174,34 @@ fn one_problem(path: &Path, message: String) -> Problems {
     problems
 }
 
+/// The keys of `set` that can no longer verify a live token: they stopped signing (a newer key
+/// exists) more than `max_token_age` ago. A key stops signing when the next newer key is
+/// created; the signing key is never among them.
+pub fn prunable(set: &KeySet, max_token_age: Duration, now: SystemTime) -> Vec<&Key> {
+    let keys = set.keys();
+    keys.iter()
+        .zip(keys.iter().skip(1))
+        .filter(|(key, _)| key.kid != set.signing_key().kid)
+        .filter(|(_, successor)| {
+            created(&successor.file)
+                .and_then(|at| now.duration_since(at).ok())
+                .is_some_and(|retired_for| retired_for > max_token_age)
+        })
+        .map(|(key, _)| key)
+        .collect()
+}
+
+/// When a key file was made: the UTC stamp that starts generated names
+/// (`20261123T095624Z-…`), else the file's modification time.
+fn created(file: &Path) -> Option<SystemTime> {
+    let name = file.file_name()?.to_str()?;
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    name.get(..16)
+        .and_then(|stamp| time::PrimitiveDateTime::parse(stamp, &format).ok())
+        .map(|t| SystemTime::from(t.assume_utc()))
+        .or_else(|| std::fs::metadata(file).and_then(|m| m.modified()).ok())
+}
+
 /// Whether `dir` holds no `*.pem` file at all (a fresh deployment; `serve` will generate one).
 pub fn has_no_keys(dir: &Path) -> bool {
     key_files(dir).is_ok_and(|files| files.is_empty())
@@ -322,6 +351,43 @@ mod tests {
         assert_eq!(keys.signing_key().file, second);
         assert!(keys.find(&read_key(&first).unwrap().kid).is_some());
         assert!(keys.find(&read_key(&other).unwrap().kid).is_some());
+    }
+
+    #[test]
+    fn keys_retired_longer_than_a_token_lives_are_prunable() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        for name in [
+            "20200101T000000Z-EdDSA-old.pem",
+            "20200102T000000Z-EdDSA-mid.pem",
+            "20200103T000000Z-EdDSA-new.pem",
+        ] {
+            let file = generate(scratch.path(), SigningAlgorithm::EdDSA).unwrap();
+            std::fs::rename(file, dir.path().join(name)).unwrap();
+        }
+        let set = KeySet::load(dir.path(), SigningAlgorithm::EdDSA).unwrap();
+        let day = Duration::from_secs(86_400);
+        let at = |y, m, d| {
+            SystemTime::from(
+                time::Date::from_calendar_date(y, m, d)
+                    .unwrap()
+                    .midnight()
+                    .assume_utc(),
+            )
+        };
+        let names = |keys: Vec<&Key>| -> Vec<String> {
+            keys.iter()
+                .map(|k| k.file.file_name().unwrap().to_string_lossy()[23..26].to_string())
+                .collect()
+        };
+        // On Jan 3rd, 12:00 + 1 h lifetime: "old" stopped signing Jan 2nd, "mid" only at midnight.
+        let noon = at(2020, time::Month::January, 3) + day / 2;
+        assert_eq!(
+            names(prunable(&set, Duration::from_secs(3600), noon)),
+            ["old", "mid"]
+        );
+        assert_eq!(names(prunable(&set, day, noon)), ["old"]);
+        assert!(prunable(&set, day * 30, noon).is_empty());
     }
 
     #[test]

@@ -229,6 +229,19 @@ impl Gateway {
         }
     }
 
+    /// Waits until `needle` has been logged `count` times.
+    pub fn wait_for_log(&self, needle: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.log().matches(needle).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} not logged {count}x:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The gateway's signing key, to forge tokens with chosen claims.
     pub fn signing_key(&self) -> (jsonwebtoken::EncodingKey, String) {
         let keys =
