@@ -100,6 +100,15 @@ pub struct ServerConfig {
     pub threads: usize,
     /// PEM roots that HTTPS upstreams are verified against; `None` = the system's roots.
     pub upstream_ca_file: Option<PathBuf>,
+    /// Serve HTTPS on `listen` with this certificate (reloaded when the files change).
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -212,6 +221,8 @@ struct RawServer {
     grace_period: String,
     threads: Option<usize>,
     upstream_ca_file: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -324,6 +335,14 @@ impl Checker<'_> {
             grace_period: self.duration("server.grace_period", &raw.server.grace_period),
             threads: self.positive("server.threads", raw.server.threads.unwrap_or_else(cores)),
             upstream_ca_file: raw.server.upstream_ca_file,
+            tls: match (raw.server.tls_cert, raw.server.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                (None, None) => None,
+                _ => {
+                    self.problem("server.tls_cert", "tls_cert and tls_key go together");
+                    None
+                }
+            },
         };
         if let Some(file) = &server.upstream_ca_file {
             if !file.is_file() {

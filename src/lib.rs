@@ -18,3 +18,4 @@ pub mod reply;
 pub mod routes;
 pub mod server;
 pub mod timefmt;
+pub mod tls;

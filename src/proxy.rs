@@ -269,7 +269,9 @@ impl ProxyHttp for Gateway {
             };
             upstream.insert_header(FORWARDED_FOR.clone(), forwarded)?;
         }
-        upstream.insert_header(FORWARDED_PROTO.clone(), HeaderValue::from_static("http"))?;
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
+        upstream.insert_header(FORWARDED_PROTO.clone(), proto)?;
         Ok(())
     }
 

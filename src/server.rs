@@ -20,6 +20,13 @@ use crate::proxy::Gateway;
 use crate::registry::reload::Reloader;
 use crate::registry::{self, Store};
 use crate::routes::RouteTable;
+use crate::tls::CertStore;
+
+fn one_problem(file: &std::path::Path, message: String) -> Problems {
+    let mut problems = Problems::default();
+    problems.push(file, "", message);
+    problems
+}
 
 /// Loads the registry and keys (generating a first key if there is none), then serves until
 /// SIGTERM (graceful: stop accepting, let in-flight requests finish within `grace_period`) or
@@ -51,6 +58,12 @@ pub fn serve(config: Config) -> Result<(), Problems> {
     let verifier = TokenVerifier::new(keys, &config.issuer, &config.guard);
     let guard = Arc::new(Guard::new(verifier, registry.clone()));
     let routes = RouteTable::new(&config.issuer, &config.routes);
+    let certificate = match &config.server.tls {
+        Some(files) => Some(Arc::new(CertStore::new(
+            crate::tls::load(&files.cert, &files.key).map_err(|e| one_problem(&files.cert, e))?,
+        ))),
+        None => None,
+    };
     let reloader = Reloader::new(
         config.registry.path.clone(),
         config.issuer.lifetimes,
@@ -58,7 +71,8 @@ pub fn serve(config: Config) -> Result<(), Problems> {
         config.issuer.keys_dir.clone(),
         config.issuer.algorithm,
         keys_for_reload,
-    );
+    )
+    .with_certificate(config.server.tls.clone().zip(certificate.clone()));
 
     let grace = config.server.grace_period.as_secs();
     let server_conf = ServerConf {
@@ -80,7 +94,16 @@ pub fn serve(config: Config) -> Result<(), Problems> {
         Gateway::new(routes, issuer, guard),
         "credgate",
     );
-    main.add_tcp(&config.server.listen.to_string());
+    let listen = config.server.listen.to_string();
+    match &config.server.tls {
+        Some(files) => {
+            let settings =
+                crate::tls::settings(certificate.clone().expect("loaded with the files"))
+                    .map_err(|e| one_problem(&files.cert, e.to_string()))?;
+            main.add_tls_with_settings(&listen, None, settings);
+        }
+        None => main.add_tcp(&listen),
+    }
     server.add_service(main);
     server.add_service(background_service("registry reload", reloader));
     tracing::info!(listen = %config.server.listen, routes = config.routes.len(), "gateway listening");

@@ -24,9 +24,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use super::{file, Limits, Store};
+use crate::config::TlsFiles;
 use crate::issuer::keys::{KeySet, KeyStore, SigningAlgorithm};
 use crate::ops::metrics::metrics;
 use crate::problems::Problems;
+use crate::tls::CertStore;
 
 /// How long to wait for a burst of file events to settle before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -39,6 +41,7 @@ const SETTLE_TRIES: usize = 10;
 enum Target {
     Registry,
     Keys,
+    Certificate,
 }
 
 /// Reloads the registry into its store, and the keys into theirs.
@@ -51,6 +54,8 @@ pub struct Reloader {
     keys_dir: PathBuf,
     algorithm: SigningAlgorithm,
     keys: Arc<KeyStore>,
+    /// The TLS listener's certificate files and the certificate in service, if TLS is on.
+    certificate: Option<(TlsFiles, Arc<CertStore>)>,
 }
 
 /// What a registry reload did.
@@ -80,7 +85,14 @@ impl Reloader {
             keys_dir,
             algorithm,
             keys,
+            certificate: None,
         }
+    }
+
+    /// Also reloads the TLS listener's certificate when its files change.
+    pub fn with_certificate(mut self, certificate: Option<(TlsFiles, Arc<CertStore>)>) -> Self {
+        self.certificate = certificate;
+        self
     }
 
     /// Loads and validates the registry, and swaps it in only if it is valid and changed.
@@ -170,6 +182,25 @@ impl Reloader {
                     "keys reload rejected; the previous keys stay in service"
                 ),
             },
+            Target::Certificate => self.reload_certificate(),
+        }
+    }
+
+    /// Reloads the listener's certificate; files that do not load keep the old one serving.
+    fn reload_certificate(&self) {
+        let Some((files, store)) = &self.certificate else {
+            return;
+        };
+        match crate::tls::load(&files.cert, &files.key) {
+            Ok(certificate) => {
+                store.replace(certificate);
+                tracing::info!(cert = %files.cert.display(), "certificate reloaded");
+            }
+            Err(e) => tracing::error!(
+                cert = %files.cert.display(),
+                error = %e,
+                "certificate reload rejected; the previous certificate stays in service"
+            ),
         }
     }
 
@@ -214,10 +245,15 @@ impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let (tx, mut rx) = mpsc::channel(16);
         let mut watchers = Vec::new();
-        for (path, target) in [
+        let mut watched = vec![
             (&self.registry_path, Target::Registry),
             (&self.keys_dir, Target::Keys),
-        ] {
+        ];
+        if let Some((files, _)) = &self.certificate {
+            watched.push((&files.cert, Target::Certificate));
+            watched.push((&files.key, Target::Certificate));
+        }
+        for (path, target) in watched {
             match Self::watch(path, target, tx.clone()) {
                 Ok(watcher) => watchers.push(watcher),
                 Err(e) => {
@@ -241,6 +277,7 @@ impl BackgroundService for Reloader {
                 Some(()) = async { hangups.as_mut()?.recv().await } => {
                     self.reload(Target::Registry, true).await;
                     self.reload(Target::Keys, true).await;
+                    self.reload(Target::Certificate, true).await;
                 }
                 Some(first) = rx.recv() => {
                     tokio::time::sleep(DEBOUNCE).await;
