@@ -460,3 +460,65 @@ async fn tokens_are_served_over_https_and_a_renewed_certificate_is_picked_up() {
         "the old certificate is gone"
     );
 }
+
+/// SIGTERM: stop accepting, let the request in flight finish, exit within the grace period.
+#[tokio::test]
+async fn sigterm_drains_requests_in_flight() {
+    let upstream = Upstream::start().await;
+    let mut setup =
+        Setup::new(client_toml("app", SECRET, "scopes = [\"api.read\"]", "")).tables(&format!(
+            "[[route]]\nprefix = \"/slow/\"\nupstream = \"{}\"\npublic = true\n",
+            upstream.addr
+        ));
+    setup.grace_period = "4s".into();
+    let mut gw = setup.start();
+    let in_flight = {
+        let (http, url) = (gw.http.clone(), gw.url("/slow/x"));
+        tokio::spawn(async move { http.get(url).send().await.map(|r| r.status().as_u16()) })
+    };
+    while upstream.seen().is_empty() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let signalled = std::time::Instant::now();
+    gw.signal(libc::SIGTERM);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let addr = gw.base.trim_start_matches("http://").to_owned();
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "no new connections while draining"
+    );
+    assert_eq!(
+        in_flight.await.unwrap().unwrap(),
+        200,
+        "the request in flight completed"
+    );
+    let status = gw
+        .wait_exit(std::time::Duration::from_secs(15))
+        .expect("the gateway exited");
+    assert!(status.success(), "{status:?}");
+    let took = signalled.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(12),
+        "exited after {took:?}"
+    );
+}
+
+/// A truncated-but-not-yet-written registry file must not remove every client.
+#[tokio::test]
+async fn a_zero_byte_registry_file_is_not_applied_but_a_comment_only_one_is() {
+    let (gw, _upstream) = setup("", "info").await;
+    let registry = gw.home.join("clients.toml");
+    std::fs::write(&registry, "").unwrap();
+    gw.reload();
+    assert!(gw.log().contains("the file is empty"), "{}", gw.log());
+    assert_eq!(
+        gw.token(Some(("app", SECRET)), &[GRANT]).await.status(),
+        200
+    );
+    std::fs::write(&registry, "# no clients on purpose\n").unwrap();
+    gw.wait_for_log("registry reloaded clients=0", 1);
+    assert_eq!(
+        gw.token(Some(("app", SECRET)), &[GRANT]).await.status(),
+        401
+    );
+}

@@ -265,7 +265,7 @@ fn jwks_document(keys: &[Key]) -> Result<Vec<u8>, String> {
 }
 
 /// Generates a key of `algorithm` into `dir` (created 0700 if missing) as a 0600 PEM file
-/// named `<UTC time>-<alg>-<kid prefix>.pem`, and returns its path.
+/// named `<UTC time>-<nanoseconds>-<alg>-<kid prefix>.pem`, and returns its path.
 pub fn generate(dir: &Path, algorithm: SigningAlgorithm) -> Result<PathBuf, String> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     std::fs::DirBuilder::new()
@@ -296,7 +296,13 @@ pub fn generate(dir: &Path, algorithm: SigningAlgorithm) -> Result<PathBuf, Stri
         .and_then(|_| file.sync_all())
         .map_err(|e| format!("cannot write {}: {e}", staged.display()))?;
     let kid = read_key(&staged)?.kid;
-    let target = dir.join(format!("{stamp}-{}-{}.pem", algorithm.name(), &kid[..8]));
+    // Nanoseconds keep two keys made within one second in creation order.
+    let nanos = now.nanosecond();
+    let target = dir.join(format!(
+        "{stamp}-{nanos:09}-{}-{}.pem",
+        algorithm.name(),
+        &kid[..8]
+    ));
     std::fs::rename(&staged, &target)
         .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
     Ok(target)

@@ -102,6 +102,7 @@ impl Reloader {
         if print == self.applied.load(Ordering::Acquire) {
             return Ok(Reloaded::Unchanged);
         }
+        reject_empty_files(&sources)?;
         let registry = file::validate(&sources, &self.limits)?;
         let clients = registry.len();
         self.registry.replace(registry);
@@ -228,6 +229,21 @@ impl Reloader {
         watcher.watch(&dir, RecursiveMode::NonRecursive)?;
         Ok(watcher)
     }
+}
+
+/// A zero-byte registry file seen by a reload is a file being written (truncated, not yet
+/// filled), however long its writer is delayed: applying it would remove every client at once.
+/// Its next write triggers another reload. To empty a file on purpose, leave a comment in it.
+fn reject_empty_files(sources: &[file::Source]) -> Result<(), Problems> {
+    let mut problems = Problems::default();
+    for source in sources.iter().filter(|s| s.text.is_empty()) {
+        problems.push(
+            &source.path,
+            "",
+            "the file is empty (still being written?); to remove every client, leave a comment in it",
+        );
+    }
+    problems.into_result(())
 }
 
 /// A hash of the registry files' names and contents.

@@ -45,6 +45,8 @@ pub struct Setup {
     pub registry_path: Option<PathBuf>,
     /// `RUST_LOG` of the gateway process.
     pub log_level: String,
+    /// `[server] grace_period`; tests that do not test shutdown want none.
+    pub grace_period: String,
     /// An existing directory to use as the gateway's home instead of a fresh one.
     pub home: Option<PathBuf>,
 }
@@ -58,6 +60,7 @@ impl Setup {
             server_extra: String::new(),
             registry_path: None,
             log_level: "info".into(),
+            grace_period: "0s".into(),
             home: None,
         }
     }
@@ -211,13 +214,30 @@ impl Gateway {
         request.send().await.expect("token request")
     }
 
+    /// Sends `signal` to the gateway process.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(sent, 0, "signal {signal} could not be sent");
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit status, if it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Sends SIGHUP and waits until the gateway has logged the outcome of the reload.
     pub fn reload(&self) {
         let outcomes = |log: &str| log.matches("registry reload").count();
         let before = outcomes(&self.log());
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGHUP) };
-        assert_eq!(sent, 0, "SIGHUP could not be sent");
+        self.signal(libc::SIGHUP);
         let deadline = Instant::now() + Duration::from_secs(10);
         while outcomes(&self.log()) == before {
             assert!(
@@ -295,7 +315,7 @@ fn write_config(home: &Path, port: u16, admin_port: u16, setup: &Setup) -> PathB
     let text = format!(
         r#"[server]
 listen = "127.0.0.1:{port}"
-grace_period = "0s"
+grace_period = "{grace_period}"
 {server_extra}
 
 [issuer]
@@ -320,6 +340,7 @@ listen = "127.0.0.1:{admin_port}"
             .unwrap_or_else(|| home.join("clients.toml"))
             .display(),
         server_extra = setup.server_extra,
+        grace_period = setup.grace_period,
         issuer_extra = setup.issuer_extra,
         tables = setup.tables,
     );
