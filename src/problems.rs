@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub file: PathBuf,
+    /// Line of the table the problem is in, when known.
+    pub line: Option<usize>,
     /// Dotted path of the field (`issuer.max_token_lifetime`, `client "abc".secret[1].hash`),
     /// empty when the problem is about the whole file.
     pub field: String,
@@ -18,17 +20,14 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            write!(f, "{}: {}", self.file.display(), self.message)
-        } else {
-            write!(
-                f,
-                "{}: {}: {}",
-                self.file.display(),
-                self.field,
-                self.message
-            )
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
         }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)
     }
 }
 
@@ -38,8 +37,20 @@ pub struct Problems(pub Vec<Problem>);
 
 impl Problems {
     pub fn push(&mut self, file: &Path, field: impl Into<String>, message: impl Into<String>) {
+        self.push_at(file, None, field, message);
+    }
+
+    /// Like [`Problems::push`], with the line of the table the problem is in.
+    pub fn push_at(
+        &mut self,
+        file: &Path,
+        line: Option<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         self.0.push(Problem {
             file: file.to_path_buf(),
+            line,
             field: field.into(),
             message: message.into(),
         });

@@ -187,10 +187,12 @@ fn check_reports_every_problem_with_file_and_field() {
     assert_eq!(output.status.code(), Some(1));
     let errors = String::from_utf8_lossy(&output.stderr);
     let file = dir.path().join("clients.toml").display().to_string();
+    let text = std::fs::read_to_string(dir.path().join("clients.toml")).unwrap();
+    let bad_line = text.lines().position(|l| l == "id = \"bad\"").unwrap(); // the line after [[client]]
     for needle in [
         format!("{file}: client \"ok\".id: duplicate id"),
-        format!("{file}: client \"bad\".token_lifetime: 3h is longer"),
-        format!("{file}: client \"bad\".expires: \"someday\" is not a date"),
+        format!("{file}:{bad_line}: client \"bad\".token_lifetime: 3h is longer"),
+        format!("{file}:{bad_line}: client \"bad\".expires: \"someday\" is not a date"),
         "3 problem(s) found".to_string(),
     ] {
         assert!(errors.contains(&needle), "missing {needle:?} in:\n{errors}");

@@ -157,21 +157,48 @@ fn parse_file(source: &Source, limits: &Limits, problems: &mut Problems) -> Vec<
             return Vec::new();
         }
     };
+    let lines = client_lines(&source.text);
     let mut check = ClientChecker {
         path: &source.path,
+        line: None,
         limits,
         problems,
     };
     raw.client
         .into_iter()
         .enumerate()
-        .filter_map(|(i, c)| check.client(i, c))
+        .filter_map(|(i, c)| {
+            check.line = lines.get(i).copied();
+            check.client(i, c)
+        })
+        .collect()
+}
+
+/// The line of each `[[client]]` table, in order.
+fn client_lines(text: &str) -> Vec<usize> {
+    let Ok(doc) = toml_edit::Document::parse(text) else {
+        return Vec::new();
+    };
+    let Some(clients) = doc
+        .get("client")
+        .and_then(toml_edit::Item::as_array_of_tables)
+    else {
+        return Vec::new();
+    };
+    clients
+        .iter()
+        .map(|t| {
+            t.span()
+                .map_or(0, |span| text[..span.start].matches('\n').count() + 1)
+        })
         .collect()
 }
 
 /// Converts raw clients, recording every problem with its field path.
 struct ClientChecker<'a> {
     path: &'a Path,
+    /// Line of the client table being checked.
+    line: Option<usize>,
     limits: &'a Limits,
     problems: &'a mut Problems,
 }
@@ -271,7 +298,7 @@ impl ClientChecker<'_> {
     }
 
     fn problem(&mut self, field: &str, message: impl Into<String>) {
-        self.problems.push(self.path, field, message);
+        self.problems.push_at(self.path, self.line, field, message);
     }
 }
 
