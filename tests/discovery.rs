@@ -61,14 +61,7 @@ async fn a_token_path_alias_works_like_the_main_one() {
 #[tokio::test]
 async fn the_jwks_holds_public_keys_only() {
     let gw = gateway();
-    let jwks = json(
-        gw.http
-            .get(gw.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let jwks = gw.get_json("/.well-known/jwks.json").await;
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     let key = keys[0].as_object().unwrap();

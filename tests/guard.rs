@@ -118,6 +118,25 @@ async fn assert_refused(
     );
 }
 
+/// Asserts that `/api/x` refuses `token` as `invalid_token` without reaching the upstream.
+async fn assert_invalid_token(gw: &Gateway, upstream: &Upstream, token: &str) {
+    assert_refused(
+        get(gw, "/api/x", Some(token)).await,
+        upstream,
+        401,
+        Some("invalid_token"),
+    )
+    .await;
+}
+
+/// Signs `claims` as an access token (`typ`) with `alg`, `kid` and `key`.
+fn sign(alg: Algorithm, kid: &str, typ: &str, claims: &Value, key: &EncodingKey) -> String {
+    let mut header = Header::new(alg);
+    header.typ = Some(typ.into());
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
 /// Claims our issuer would put in a token, to be altered by a test.
 fn claims(gw: &Gateway) -> Value {
     let now = credgate::guard::verify::unix_now();
@@ -130,10 +149,7 @@ fn claims(gw: &Gateway) -> Value {
 /// Signs `claims` with the gateway's own key and kid.
 fn forge(gw: &Gateway, claims: &Value) -> String {
     let (key, kid) = gw.signing_key();
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.typ = Some("at+jwt".into());
-    header.kid = Some(kid);
-    jsonwebtoken::encode(&header, claims, &key).unwrap()
+    sign(Algorithm::EdDSA, &kid, "at+jwt", claims, &key)
 }
 
 fn b64(value: &Value) -> String {
@@ -256,13 +272,7 @@ async fn a_malformed_token_is_invalid_token() {
         .unwrap();
     assert_refused(spaced, &upstream, 401, Some("invalid_token")).await;
     let huge = "a".repeat(9 * 1024);
-    assert_refused(
-        get(&gw, "/api/x", Some(&huge)).await,
-        &upstream,
-        401,
-        Some("invalid_token"),
-    )
-    .await;
+    assert_invalid_token(&gw, &upstream, &huge).await;
 }
 
 #[tokio::test]
@@ -272,25 +282,13 @@ async fn a_bad_signature_is_invalid_token() {
     let (rest, signature) = token.rsplit_once('.').unwrap();
     let flipped = if signature.starts_with('A') { "B" } else { "A" };
     let tampered = format!("{rest}.{flipped}{}", &signature[1..]);
-    assert_refused(
-        get(&gw, "/api/x", Some(&tampered)).await,
-        &upstream,
-        401,
-        Some("invalid_token"),
-    )
-    .await;
+    assert_invalid_token(&gw, &upstream, &tampered).await;
     // Valid signature, altered claims: scope widened.
     let (header, _) = rest.split_once('.').unwrap();
     let mut widened = claims(&gw);
     widened["scope"] = json!("api.read api.write");
     let swapped = format!("{header}.{}.{signature}", b64(&widened));
-    assert_refused(
-        get(&gw, "/api/x", Some(&swapped)).await,
-        &upstream,
-        401,
-        Some("invalid_token"),
-    )
-    .await;
+    assert_invalid_token(&gw, &upstream, &swapped).await;
 }
 
 #[tokio::test]
@@ -299,41 +297,19 @@ async fn alg_none_is_invalid_token() {
     let (_, kid) = gw.signing_key();
     let header = json!({"alg": "none", "typ": "at+jwt", "kid": kid});
     let unsigned = format!("{}.{}.", b64(&header), b64(&claims(&gw)));
-    assert_refused(
-        get(&gw, "/api/x", Some(&unsigned)).await,
-        &upstream,
-        401,
-        Some("invalid_token"),
-    )
-    .await;
+    assert_invalid_token(&gw, &upstream, &unsigned).await;
 }
 
 #[tokio::test]
 async fn hs256_under_our_kid_is_invalid_token() {
     let (gw, upstream) = setup().await;
     let (_, kid) = gw.signing_key();
-    let jwks = json(
-        gw.http
-            .get(gw.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let jwks = gw.get_json("/.well-known/jwks.json").await;
     // The classic confusion attack: HMAC keyed with the public key, and a guessed secret.
     for secret in [jwks["keys"][0]["x"].as_str().unwrap().as_bytes(), b"secret"] {
-        let mut header = Header::new(Algorithm::HS256);
-        header.typ = Some("at+jwt".into());
-        header.kid = Some(kid.clone());
-        let token =
-            jsonwebtoken::encode(&header, &claims(&gw), &EncodingKey::from_secret(secret)).unwrap();
-        assert_refused(
-            get(&gw, "/api/x", Some(&token)).await,
-            &upstream,
-            401,
-            Some("invalid_token"),
-        )
-        .await;
+        let hmac = EncodingKey::from_secret(secret);
+        let token = sign(Algorithm::HS256, &kid, "at+jwt", &claims(&gw), &hmac);
+        assert_invalid_token(&gw, &upstream, &token).await;
     }
 }
 
@@ -343,27 +319,23 @@ async fn an_unknown_kid_is_invalid_token() {
     let other = tempfile::tempdir().unwrap();
     let file = credgate::issuer::keys::generate(other.path(), Default::default()).unwrap();
     let key = EncodingKey::from_ed_pem(&std::fs::read(file).unwrap()).unwrap();
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.typ = Some("at+jwt".into());
-    header.kid = Some("someone-elses-key".into());
-    let token = jsonwebtoken::encode(&header, &claims(&gw), &key).unwrap();
-    assert_refused(
-        get(&gw, "/api/x", Some(&token)).await,
-        &upstream,
-        401,
-        Some("invalid_token"),
-    )
-    .await;
+    let token = sign(
+        Algorithm::EdDSA,
+        "someone-elses-key",
+        "at+jwt",
+        &claims(&gw),
+        &key,
+    );
+    assert_invalid_token(&gw, &upstream, &token).await;
     // Their key under our kid: the signature does not verify.
-    header.kid = Some(gw.signing_key().1);
-    let token = jsonwebtoken::encode(&header, &claims(&gw), &key).unwrap();
-    assert_refused(
-        get(&gw, "/api/x", Some(&token)).await,
-        &upstream,
-        401,
-        Some("invalid_token"),
-    )
-    .await;
+    let token = sign(
+        Algorithm::EdDSA,
+        &gw.signing_key().1,
+        "at+jwt",
+        &claims(&gw),
+        &key,
+    );
+    assert_invalid_token(&gw, &upstream, &token).await;
 }
 
 #[tokio::test]
@@ -395,17 +367,8 @@ async fn altered_claims_are_invalid_token() {
 async fn a_token_without_typ_at_jwt_is_invalid_token() {
     let (gw, upstream) = setup().await;
     let (key, kid) = gw.signing_key();
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some(kid);
-    header.typ = Some("JWT".into());
-    let token = jsonwebtoken::encode(&header, &claims(&gw), &key).unwrap();
-    assert_refused(
-        get(&gw, "/api/x", Some(&token)).await,
-        &upstream,
-        401,
-        Some("invalid_token"),
-    )
-    .await;
+    let token = sign(Algorithm::EdDSA, &kid, "JWT", &claims(&gw), &key);
+    assert_invalid_token(&gw, &upstream, &token).await;
 }
 
 #[tokio::test]
@@ -695,14 +658,7 @@ async fn introspection_requires_an_authenticated_caller() {
     .await;
     let wrong = introspect(&gw, Some(("writer", "wrong")), &token).await;
     common::assert_oauth_error(wrong, 401, "invalid_client", true).await;
-    let metadata = json(
-        gw.http
-            .get(gw.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let metadata = gw.get_json("/.well-known/openid-configuration").await;
     assert_eq!(
         metadata["introspection_endpoint"],
         gw.url("/connect/introspect")

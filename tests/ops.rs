@@ -346,14 +346,7 @@ async fn a_key_rotation_keeps_old_tokens_valid_and_a_removed_key_stops_verifying
 
     let after = access_token(&gw).await;
     assert_ne!(kid(&before), kid(&after), "the new key signs");
-    let jwks = json(
-        gw.http
-            .get(gw.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let jwks = gw.get_json("/.well-known/jwks.json").await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()

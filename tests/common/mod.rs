@@ -201,6 +201,11 @@ impl Gateway {
         format!("{}{path}", self.base)
     }
 
+    /// GETs `path` from the main listener and returns its JSON body.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        json(self.http.get(self.url(path)).send().await.expect("GET")).await
+    }
+
     /// POSTs a form to the token endpoint, optionally with HTTP Basic credentials.
     pub async fn token(
         &self,
