@@ -132,6 +132,8 @@ pub struct IssuerConfig {
 pub struct RegistryConfig {
     /// A registry file, or a directory whose `*.toml` files are all loaded.
     pub path: PathBuf,
+    /// Apply file changes while serving (registry, keys, certificate); SIGHUP works either way.
+    pub watch: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -250,6 +252,12 @@ struct RawIssuer {
 #[serde(deny_unknown_fields)]
 struct RawRegistry {
     path: PathBuf,
+    #[serde(default = "watch_by_default")]
+    watch: bool,
+}
+
+fn watch_by_default() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -393,6 +401,7 @@ impl Checker<'_> {
             issuer,
             registry: RegistryConfig {
                 path: raw.registry.path,
+                watch: raw.registry.watch,
             },
             guard,
             routes,

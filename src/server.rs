@@ -73,6 +73,11 @@ pub fn serve(config: Config) -> Result<(), Problems> {
         keys_for_reload,
     )
     .with_certificate(config.server.tls.clone().zip(certificate.clone()));
+    let reloader = if config.registry.watch {
+        reloader
+    } else {
+        reloader.without_watching()
+    };
 
     let grace = config.server.grace_period.as_secs();
     let server_conf = ServerConf {

@@ -515,3 +515,22 @@ async fn a_zero_byte_registry_file_is_not_applied_but_a_comment_only_one_is() {
         401
     );
 }
+
+#[tokio::test]
+async fn without_watching_only_sighup_applies_an_edit() {
+    let mut setup = Setup::new(client_toml("app", SECRET, "", ""));
+    setup.watch = false;
+    let gw = setup.start();
+    std::fs::write(gw.home.join("clients.toml"), "# nobody\n").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(
+        gw.token(Some(("app", SECRET)), &[GRANT]).await.status(),
+        200,
+        "not applied yet"
+    );
+    gw.reload();
+    assert_eq!(
+        gw.token(Some(("app", SECRET)), &[GRANT]).await.status(),
+        401
+    );
+}

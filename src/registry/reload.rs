@@ -56,6 +56,8 @@ pub struct Reloader {
     keys: Arc<KeyStore>,
     /// The TLS listener's certificate files and the certificate in service, if TLS is on.
     certificate: Option<(TlsFiles, Arc<CertStore>)>,
+    /// Watch the files; without it only SIGHUP reloads.
+    watch: bool,
 }
 
 /// What a registry reload did.
@@ -86,7 +88,14 @@ impl Reloader {
             algorithm,
             keys,
             certificate: None,
+            watch: true,
         }
+    }
+
+    /// Reload only on SIGHUP, not on file changes.
+    pub fn without_watching(mut self) -> Self {
+        self.watch = false;
+        self
     }
 
     /// Also reloads the TLS listener's certificate when its files change.
@@ -261,11 +270,15 @@ impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let (tx, mut rx) = mpsc::channel(16);
         let mut watchers = Vec::new();
-        let mut watched = vec![
-            (&self.registry_path, Target::Registry),
-            (&self.keys_dir, Target::Keys),
-        ];
-        if let Some((files, _)) = &self.certificate {
+        let mut watched = if !self.watch {
+            Vec::new()
+        } else {
+            vec![
+                (&self.registry_path, Target::Registry),
+                (&self.keys_dir, Target::Keys),
+            ]
+        };
+        if let (true, Some((files, _))) = (self.watch, &self.certificate) {
             watched.push((&files.cert, Target::Certificate));
             watched.push((&files.key, Target::Certificate));
         }
@@ -284,10 +297,7 @@ impl BackgroundService for Reloader {
                 None
             }
         };
-        tracing::info!(
-            watchers = watchers.len(),
-            "watching the registry and keys for changes"
-        );
+        tracing::info!(watched_files = watchers.len(), "reloader ready");
         loop {
             tokio::select! {
                 Some(()) = async { hangups.as_mut()?.recv().await } => {

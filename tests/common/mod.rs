@@ -47,6 +47,8 @@ pub struct Setup {
     pub log_level: String,
     /// `[server] grace_period`; tests that do not test shutdown want none.
     pub grace_period: String,
+    /// `[registry] watch`.
+    pub watch: bool,
     /// An existing directory to use as the gateway's home instead of a fresh one.
     pub home: Option<PathBuf>,
 }
@@ -61,6 +63,7 @@ impl Setup {
             registry_path: None,
             log_level: "info".into(),
             grace_period: "0s".into(),
+            watch: true,
             home: None,
         }
     }
@@ -170,7 +173,7 @@ impl Gateway {
                 std::net::TcpStream::connect(self.admin.trim_start_matches("http://")).is_ok();
             let main_up =
                 std::net::TcpStream::connect(self.base.trim_start_matches("http://")).is_ok();
-            let watching = self.log().contains("watching the registry and keys");
+            let watching = self.log().contains("reloader ready");
             if admin_up && main_up && watching {
                 return true;
             }
@@ -332,6 +335,7 @@ max_token_lifetime = "2h"
 
 [registry]
 path = "{registry}"
+watch = {watch}
 
 [admin]
 listen = "127.0.0.1:{admin_port}"
@@ -346,6 +350,7 @@ listen = "127.0.0.1:{admin_port}"
             .display(),
         server_extra = setup.server_extra,
         grace_period = setup.grace_period,
+        watch = setup.watch,
         issuer_extra = setup.issuer_extra,
         tables = setup.tables,
     );
