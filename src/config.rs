@@ -126,6 +126,8 @@ pub struct IssuerConfig {
     pub secret_verify_concurrency: usize,
     /// How many token requests may wait for a verification slot before we answer 503.
     pub secret_verify_queue: usize,
+    /// How long a verified client secret is remembered (zero: never).
+    pub secret_cache_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -246,6 +248,8 @@ struct RawIssuer {
     secret_verify_concurrency: Option<usize>,
     #[serde(default = "default_verify_queue")]
     secret_verify_queue: usize,
+    #[serde(default = "default_secret_cache_ttl")]
+    secret_cache_ttl: String,
 }
 
 #[derive(Deserialize)]
@@ -286,6 +290,9 @@ fn default_min_lifetime() -> String {
 }
 fn default_verify_queue() -> usize {
     256
+}
+fn default_secret_cache_ttl() -> String {
+    "5m".into()
 }
 
 /// Paths the gateway serves itself; a token path may not shadow them.
@@ -512,6 +519,7 @@ impl Checker<'_> {
                 raw.secret_verify_concurrency.unwrap_or_else(cores),
             ),
             secret_verify_queue: raw.secret_verify_queue,
+            secret_cache_ttl: self.duration("issuer.secret_cache_ttl", &raw.secret_cache_ttl),
         }
     }
 

@@ -534,3 +534,53 @@ async fn without_watching_only_sighup_applies_an_edit() {
         401
     );
 }
+
+/// A repeated token request skips argon2, until the registry changes that client.
+#[tokio::test]
+async fn verified_secrets_are_remembered_until_their_client_changes() {
+    let registry = client_toml("app", SECRET, "", "") + &client_toml("other", SECRET, "", "");
+    let gw = Setup::new(registry).start();
+    let hits = |m: &HashMap<String, f64>| m["credgate_secret_cache_hits_total"];
+    assert_eq!(
+        gw.token(Some(("app", SECRET)), &[GRANT]).await.status(),
+        200
+    );
+    assert_eq!(
+        hits(&metrics(&gw).await),
+        0.0,
+        "the first request pays argon2"
+    );
+    assert_eq!(
+        gw.token(Some(("app", SECRET)), &[GRANT]).await.status(),
+        200
+    );
+    assert_eq!(hits(&metrics(&gw).await), 1.0);
+    assert_eq!(
+        gw.token(Some(("app", "wrong")), &[GRANT]).await.status(),
+        401
+    );
+
+    // Another client's change leaves the entry alone...
+    assert!(gw.cli(&["client", "disable", "other"]).status.success());
+    gw.reload();
+    assert_eq!(
+        gw.token(Some(("app", SECRET)), &[GRANT]).await.status(),
+        200
+    );
+    assert_eq!(hits(&metrics(&gw).await), 2.0);
+
+    // ...a change to this client voids it: the rotated-out secret is refused.
+    let rotated = gw.cli(&["secret", "rotate", "app", "--json"]);
+    let new_secret: serde_json::Value = serde_json::from_slice(&rotated.stdout).unwrap();
+    gw.reload();
+    assert_eq!(
+        gw.token(Some(("app", SECRET)), &[GRANT]).await.status(),
+        401
+    );
+    let new_secret = new_secret["client_secret"].as_str().unwrap();
+    assert_eq!(
+        gw.token(Some(("app", new_secret)), &[GRANT]).await.status(),
+        200
+    );
+    assert_eq!(hits(&metrics(&gw).await), 2.0);
+}

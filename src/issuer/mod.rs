@@ -6,6 +6,7 @@ mod introspect;
 pub mod keys;
 pub mod mint;
 pub mod request;
+pub mod secret_cache;
 pub mod secrets;
 pub mod token;
 
@@ -17,6 +18,7 @@ use crate::config::IssuerConfig;
 use crate::registry::Store;
 use crate::reply::{self, Reply};
 use keys::KeyStore;
+use secret_cache::VerifiedSecrets;
 use secrets::SecretVerifier;
 
 /// What an issuer endpoint answered, and what the request log and metrics say about it.
@@ -45,17 +47,20 @@ pub struct Issuer {
     registry: Arc<Store>,
     keys: Arc<KeyStore>,
     verifier: SecretVerifier,
+    verified: VerifiedSecrets,
 }
 
 impl Issuer {
     pub fn new(config: IssuerConfig, registry: Arc<Store>, keys: Arc<KeyStore>) -> Self {
         let verifier =
             SecretVerifier::new(config.secret_verify_concurrency, config.secret_verify_queue);
+        let verified = VerifiedSecrets::new(config.secret_cache_ttl);
         Issuer {
             config,
             registry,
             keys,
             verifier,
+            verified,
         }
     }
 

@@ -72,14 +72,28 @@ impl Issuer {
         let basic = credentials.method == AuthMethod::Basic;
         let registry = self.registry.snapshot();
         let client = registry.get(&credentials.client_id);
-        let hashes = client.map_or_else(Vec::new, |c| {
-            c.secrets.iter().map(|s| s.hash.clone()).collect()
-        });
-        let matched = self
-            .verifier
-            .find_match(hashes, credentials.secret)
-            .await
-            .map_err(|_| OAuthError::temporarily_unavailable())?;
+        let remembered = client.and_then(|c| self.verified.lookup(c, &credentials.secret));
+        let matched = match remembered {
+            Some(index) => {
+                metrics().secret_cache_hits.inc();
+                Some(index)
+            }
+            None => {
+                let hashes = client.map_or_else(Vec::new, |c| {
+                    c.secrets.iter().map(|s| s.hash.clone()).collect()
+                });
+                let secret = credentials.secret.clone();
+                let matched = self
+                    .verifier
+                    .find_match(hashes, credentials.secret)
+                    .await
+                    .map_err(|_| OAuthError::temporarily_unavailable())?;
+                if let (Some(client), Some(index)) = (client, matched) {
+                    self.verified.remember(client, &secret, index);
+                }
+                matched
+            }
+        };
         let refused = |why| Err(OAuthError::invalid_client(why, basic));
         let (Some(client), Some(index)) = (client, matched) else {
             return refused("client authentication failed");

@@ -29,6 +29,7 @@ pub struct Metrics {
     pub registry_clients: IntGauge,
     pub registry_last_reload: Gauge,
     pub secret_verify_queue_depth: IntGauge,
+    pub secret_cache_hits: IntCounter,
 }
 
 /// Latency buckets from 0.1 ms (a cached token check) to 10 s (a queued argon2 verification).
@@ -149,6 +150,10 @@ impl Metrics {
             secret_verify_queue_depth: gauge(
                 "credgate_secret_verify_queue_depth",
                 "Token requests waiting for an argon2 verification slot",
+            ),
+            secret_cache_hits: counter(
+                "credgate_secret_cache_hits_total",
+                "Client secrets recognised without argon2 (verified-secret cache)",
             ),
             registry,
         }
