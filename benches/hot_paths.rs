@@ -1,0 +1,162 @@
+//! Criterion benchmarks of the per-request hot paths.
+//!
+//! Machines here are shared and noisy, so absolute times mean little; every group also measures
+//! `baseline/sha256_token` (hashing one access token, the least any validation must do) in the
+//! same run, and `benches/ratios.py` prints each result as a multiple of it.
+//!
+//! Run: `cargo bench --bench hot_paths && python3 benches/ratios.py`
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use credgate::config::Config;
+use credgate::guard::verify::TokenVerifier;
+use credgate::guard::Guard;
+use credgate::issuer::keys::{self, KeySet, KeyStore, SigningAlgorithm};
+use credgate::issuer::mint::{mint, Grant};
+use credgate::registry::{Client, Registry, Secret, Store};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+
+const ALGORITHMS: [SigningAlgorithm; 3] = [
+    SigningAlgorithm::EdDSA,
+    SigningAlgorithm::ES256,
+    SigningAlgorithm::RS256,
+];
+
+fn config(cache_capacity: u64) -> Config {
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:1\"\n[issuer]\nissuer = \"https://id.example\"\nkeys_dir = \"k\"\naudience = \"api\"\n\
+         [registry]\npath = \"r\"\n[guard]\ncache_capacity = {cache_capacity}\n"
+    );
+    Config::parse(Path::new("bench.toml"), &text).expect("a valid bench config")
+}
+
+fn client(id: &str) -> Client {
+    Client {
+        id: id.into(),
+        name: id.into(),
+        scopes: vec!["api.read".into(), "api.write".into()],
+        roles: vec!["member".into()],
+        token_lifetime: Some(Duration::from_secs(900)),
+        expires: None,
+        enabled: true,
+        tokens_not_before: None,
+        secrets: vec![Secret {
+            description: String::new(),
+            hash: String::new(),
+            expires: None,
+        }],
+    }
+}
+
+/// A key set with one fresh key of `algorithm` (kept in a temp dir for the run).
+fn keys(algorithm: SigningAlgorithm) -> (tempfile::TempDir, KeySet) {
+    let dir = tempfile::tempdir().unwrap();
+    keys::generate(dir.path(), algorithm).unwrap();
+    let set = KeySet::load(dir.path(), algorithm).unwrap();
+    (dir, set)
+}
+
+fn token(set: &KeySet, config: &Config, client: &Client) -> String {
+    let grant = Grant {
+        issuer: &config.issuer.issuer,
+        audience: &config.issuer.audience,
+        client,
+        scope: "api.read api.write".into(),
+        lifetime: Duration::from_secs(900),
+    };
+    mint(&grant, set.signing_key(), time::OffsetDateTime::now_utc())
+        .unwrap()
+        .token
+}
+
+fn baseline(c: &mut Criterion, token: &str) {
+    c.bench_function("baseline/sha256_token", |b| {
+        b.iter(|| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()))
+    });
+}
+
+fn validation(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let app = client("app");
+    for algorithm in ALGORITHMS {
+        let (_dir, set) = keys(algorithm);
+        let hit_config = config(100_000);
+        let token = token(&set, &hit_config, &app);
+        if algorithm == SigningAlgorithm::EdDSA {
+            baseline(c, &token);
+        }
+        let keys = Arc::new(KeyStore::new(set));
+        let registry = Arc::new(Store::new(Registry::new([app.clone()])));
+        let guard = |config: &Config| {
+            let verifier = TokenVerifier::new(keys.clone(), &config.issuer, &config.guard);
+            Guard::new(verifier, registry.clone())
+        };
+        let cached = guard(&hit_config);
+        runtime
+            .block_on(cached.authenticate(&token))
+            .expect("the token verifies");
+        if algorithm == SigningAlgorithm::EdDSA {
+            c.bench_function("validate/cache_hit", |b| {
+                b.to_async(&runtime).iter(|| cached.authenticate(&token))
+            });
+        }
+        let uncached = guard(&config(0));
+        c.bench_with_input(
+            BenchmarkId::new("validate/cache_miss", algorithm.name()),
+            &token,
+            |b, token| b.to_async(&runtime).iter(|| uncached.authenticate(token)),
+        );
+    }
+}
+
+fn minting(c: &mut Criterion) {
+    let config = config(0);
+    let app = client("app");
+    for algorithm in ALGORITHMS {
+        let (_dir, set) = keys(algorithm);
+        c.bench_function(&format!("mint/{}", algorithm.name()), |b| {
+            b.iter(|| token(&set, &config, &app))
+        });
+    }
+}
+
+fn registry_lookup(c: &mut Criterion) {
+    let ids: Vec<String> = (0..100_000).map(|i| format!("client-{i:06}")).collect();
+    let registry = Registry::new(ids.iter().map(|id| client(id)));
+    c.bench_function("registry/lookup_in_100k", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 7919) % ids.len();
+            registry.get(&ids[i]).is_some()
+        })
+    });
+}
+
+fn argon2_verify(c: &mut Criterion) {
+    use argon2::{PasswordHash, PasswordVerifier};
+    let hash = credgate::issuer::secrets::hash_secret("a-client-secret");
+    let parsed = PasswordHash::new(&hash).unwrap();
+    let mut group = c.benchmark_group("argon2id");
+    group.sample_size(10);
+    group.bench_function("verify", |b| {
+        b.iter(|| {
+            argon2::Argon2::default()
+                .verify_password(b"a-client-secret", &parsed)
+                .is_ok()
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = validation, minting, registry_lookup, argon2_verify
+}
+criterion_main!(benches);
