@@ -19,7 +19,7 @@ use crate::guard::Guard;
 use crate::issuer::error::OAuthError;
 use crate::issuer::request::MAX_BODY_BYTES;
 use crate::issuer::token::TokenHttpRequest;
-use crate::issuer::{Answer, Issuer};
+use crate::issuer::Issuer;
 use crate::ops::metrics::{metrics, status_class};
 use crate::reply::{self, Reply};
 use crate::routes::{Endpoint, Route, RouteTable};
@@ -74,16 +74,19 @@ impl Gateway {
         }
     }
 
-    /// Answers a token or introspection request (both are small bounded form POSTs).
-    async fn issuer_endpoint(&self, session: &mut Session, introspect: bool) -> Result<Answer> {
+    /// Answers a token or introspection request (both are small bounded form POSTs) and notes
+    /// its outcome and authenticated client in `ctx`.
+    async fn issuer_endpoint(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        introspect: bool,
+    ) -> Result<Reply> {
         let body = match read_body(session, MAX_BODY_BYTES).await? {
             Ok(body) => body,
             Err(too_large) => {
-                return Ok(Answer {
-                    reply: too_large,
-                    outcome: "body_too_large",
-                    client_id: None,
-                })
+                ctx.outcome = "body_too_large";
+                return Ok(too_large);
             }
         };
         let req = session.req_header();
@@ -93,11 +96,14 @@ impl Gateway {
             authorization: req.headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
             body: &body,
         };
-        Ok(if introspect {
+        let answer = if introspect {
             self.issuer.introspect(request, &self.guard).await
         } else {
             self.issuer.token(request).await
-        })
+        };
+        ctx.outcome = answer.outcome;
+        ctx.client_id = answer.client_id;
+        Ok(answer.reply)
     }
 
     /// Runs the guard for a protected route; `Some(reply)` is a refusal to send.
@@ -175,19 +181,11 @@ impl ProxyHttp for Gateway {
                 "invalid_path",
                 reply::error(StatusCode::BAD_REQUEST, "invalid_request", e.0),
             ),
-            Ok(endpoint @ (Endpoint::Token | Endpoint::Introspect)) => {
-                let answer = self
-                    .issuer_endpoint(session, matches!(endpoint, Endpoint::Introspect))
-                    .await?;
-                ctx.outcome = answer.outcome;
-                ctx.client_id = answer.client_id;
-                let name = if matches!(endpoint, Endpoint::Token) {
-                    "token"
-                } else {
-                    "introspect"
-                };
-                (name, answer.reply)
-            }
+            Ok(Endpoint::Token) => ("token", self.issuer_endpoint(session, ctx, false).await?),
+            Ok(Endpoint::Introspect) => (
+                "introspect",
+                self.issuer_endpoint(session, ctx, true).await?,
+            ),
             Ok(Endpoint::Metadata) if is_get => ("metadata", self.issuer.metadata()),
             Ok(Endpoint::Jwks) if is_get => ("jwks", self.issuer.jwks()),
             Ok(Endpoint::Metadata) => ("metadata", reply::get_only()),

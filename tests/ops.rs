@@ -107,7 +107,16 @@ async fn metrics_count_exactly_what_was_sent() {
         404
     );
 
-    let m = metrics(&gw).await;
+    // Durations are recorded in the logging phase, just after each response is sent.
+    let last = "credgate_request_duration_seconds_count{route=\"not_found\"}";
+    let mut m = metrics(&gw).await;
+    for _ in 0..100 {
+        if m.contains_key(last) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        m = metrics(&gw).await;
+    }
     let get = |series: &str| {
         *m.get(series)
             .unwrap_or_else(|| panic!("no {series} in {m:#?}"))
