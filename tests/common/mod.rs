@@ -16,10 +16,16 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_credgate");
 
 /// A port nobody listens on right now (the OS picks it; we release it for the gateway).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    free_ports::<1>()[0]
+}
+
+/// `N` distinct free ports: all are held open until all are picked, or the OS could hand the
+/// same port out twice.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().expect("a bound address").port())
 }
 
 /// A `[[client]]` entry with one secret; `extra` lines go into the client table and
@@ -127,7 +133,7 @@ impl Gateway {
         }
         // A port picked free can be taken by someone else before we bind it: retry then.
         for _ in 0..5 {
-            let (port, admin_port) = (free_port(), free_port());
+            let [port, admin_port] = free_ports();
             let config = write_config(&home, port, admin_port, &setup);
             let log = std::fs::File::create(home.join("gateway.log")).expect("log file");
             let child = Command::new(BIN)
