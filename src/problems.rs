@@ -56,6 +56,24 @@ impl Problems {
         });
     }
 
+    /// A list of exactly one problem about the whole of `file`.
+    pub fn one(file: &Path, message: impl Into<String>) -> Problems {
+        let mut problems = Problems::default();
+        problems.push(file, "", message);
+        problems
+    }
+
+    /// A TOML syntax or type error in `text` (the contents of `file`), located by line.
+    ///
+    /// Only the parser's message is kept, not the source excerpt it would print: that excerpt
+    /// can be a line holding a hash, and these problems end up in the gateway's log.
+    pub fn push_toml(&mut self, file: &Path, text: &str, error: &toml::de::Error) {
+        let line = error
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        self.push_at(file, line, "", error.message().trim_end());
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -22,12 +22,6 @@ use crate::registry::{self, Store};
 use crate::routes::RouteTable;
 use crate::tls::CertStore;
 
-fn one_problem(file: &std::path::Path, message: String) -> Problems {
-    let mut problems = Problems::default();
-    problems.push(file, "", message);
-    problems
-}
-
 /// Loads the registry and keys (generating a first key if there is none), then serves until
 /// SIGTERM (graceful: stop accepting, let in-flight requests finish within `grace_period`) or
 /// SIGINT (immediate). Returns only if loading fails.
@@ -60,7 +54,7 @@ pub fn serve(config: Config) -> Result<(), Problems> {
     let routes = RouteTable::new(&config.issuer, &config.routes);
     let certificate = match &config.server.tls {
         Some(files) => Some(Arc::new(CertStore::new(
-            crate::tls::load(&files.cert, &files.key).map_err(|e| one_problem(&files.cert, e))?,
+            crate::tls::load(&files.cert, &files.key).map_err(|e| Problems::one(&files.cert, e))?,
         ))),
         None => None,
     };
@@ -104,7 +98,7 @@ pub fn serve(config: Config) -> Result<(), Problems> {
         Some(files) => {
             let settings =
                 crate::tls::settings(certificate.clone().expect("loaded with the files"))
-                    .map_err(|e| one_problem(&files.cert, e.to_string()))?;
+                    .map_err(|e| Problems::one(&files.cert, e.to_string()))?;
             main.add_tls_with_settings(&listen, None, settings);
         }
         None => main.add_tcp(&listen),

@@ -108,7 +108,7 @@ impl KeySet {
     pub fn load(dir: &Path, algorithm: SigningAlgorithm) -> Result<KeySet, Problems> {
         let mut problems = Problems::default();
         let mut keys: Vec<Key> = Vec::new();
-        for file in key_files(dir).map_err(|e| one_problem(dir, e))? {
+        for file in key_files(dir).map_err(|e| Problems::one(dir, e))? {
             match read_key(&file) {
                 Ok(key) if keys.iter().any(|k| k.kid == key.kid) => {
                     problems.push(&file, "", format!("duplicate of key {}", key.kid));
@@ -128,7 +128,7 @@ impl KeySet {
             );
             return Err(problems);
         };
-        let jwks = jwks_document(&keys).map_err(|e| one_problem(dir, e))?;
+        let jwks = jwks_document(&keys).map_err(|e| Problems::one(dir, e))?;
         problems.into_result(KeySet {
             keys,
             signing,
@@ -144,7 +144,7 @@ impl KeySet {
             .iter()
             .any(|f| read_key(f).is_ok_and(|k| k.algorithm == algorithm));
         if !has_key {
-            let file = generate(dir, algorithm).map_err(|e| one_problem(dir, e))?;
+            let file = generate(dir, algorithm).map_err(|e| Problems::one(dir, e))?;
             tracing::info!(file = %file.display(), algorithm = algorithm.name(), "generated a signing key");
         }
         Self::load(dir, algorithm)
@@ -166,12 +166,6 @@ impl KeySet {
     pub fn jwks_json(&self) -> &[u8] {
         &self.jwks
     }
-}
-
-fn one_problem(path: &Path, message: String) -> Problems {
-    let mut problems = Problems::default();
-    problems.push(path, "", message);
-    problems
 }
 
 /// The keys of `set` that can no longer verify a live token: they stopped signing (a newer key

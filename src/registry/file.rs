@@ -28,21 +28,13 @@ pub fn load(path: &Path, limits: &Limits) -> Result<Registry, Problems> {
 /// directory in name order. Hidden entries (editor swap files, Kubernetes' `..data`) are skipped;
 /// symlinks are followed, so ConfigMap mounts work.
 pub fn source_files(path: &Path) -> Result<Vec<PathBuf>, Problems> {
-    let mut problems = Problems::default();
-    let metadata = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) => {
-            problems.push(path, "", format!("cannot read the registry: {e}"));
-            return Err(problems);
-        }
-    };
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| Problems::one(path, format!("cannot read the registry: {e}")))?;
     if !metadata.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let entries = std::fs::read_dir(path).map_err(|e| {
-        problems.push(path, "", format!("cannot list the registry directory: {e}"));
-        problems.clone()
-    })?;
+    let entries = std::fs::read_dir(path)
+        .map_err(|e| Problems::one(path, format!("cannot list the registry directory: {e}")))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| {
@@ -153,7 +145,7 @@ fn parse_file(source: &Source, limits: &Limits, problems: &mut Problems) -> Vec<
     let raw: RawFile = match toml::from_str(&source.text) {
         Ok(raw) => raw,
         Err(e) => {
-            problems.push(&source.path, "", e.to_string().trim_end().to_string());
+            problems.push_toml(&source.path, &source.text, &e);
             return Vec::new();
         }
     };
@@ -460,6 +452,17 @@ mod tests {
                 "expected {needle:?} in {problems:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_syntax_error_is_located_without_quoting_the_file() {
+        let broken = client("").replace(&format!("hash = \"{HASH}\""), &format!("hash = \"{HASH}"));
+        let problems = load_text(&broken).unwrap_err().to_string();
+        assert!(problems.starts_with("clients.toml:6: "), "{problems}");
+        assert!(
+            !problems.contains("argon2id") && !problems.contains('\n'),
+            "{problems}"
+        );
     }
 
     #[test]
