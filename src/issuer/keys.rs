@@ -81,6 +81,8 @@ pub struct Key {
     pub file: PathBuf,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The public key as published in the JWKS (with `kid`, `alg` and `use`).
+    jwk: Jwk,
 }
 
 impl Key {
@@ -128,7 +130,7 @@ impl KeySet {
             );
             return Err(problems);
         };
-        let jwks = jwks_document(&keys).map_err(|e| Problems::one(dir, e))?;
+        let jwks = jwks_document(&keys);
         problems.into_result(KeySet {
             keys,
             signing,
@@ -241,21 +243,13 @@ fn read_key(file: &Path) -> Result<Key, String> {
         file: file.to_path_buf(),
         encoding,
         decoding,
+        jwk,
     })
 }
 
-fn jwks_document(keys: &[Key]) -> Result<Vec<u8>, String> {
-    let jwks = keys
-        .iter()
-        .map(|k| {
-            let mut jwk = Jwk::from_encoding_key(&k.encoding, k.algorithm.jwt())
-                .map_err(|e| e.to_string())?;
-            jwk.common.key_id = Some(k.kid.clone());
-            jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-            Ok(jwk)
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    serde_json::to_vec(&JwkSet { keys: jwks }).map_err(|e| e.to_string())
+fn jwks_document(keys: &[Key]) -> Vec<u8> {
+    let keys = keys.iter().map(|k| k.jwk.clone()).collect();
+    serde_json::to_vec(&JwkSet { keys }).expect("a JWK set serializes")
 }
 
 /// Generates a key of `algorithm` into `dir` (created 0700 if missing) as a 0600 PEM file
