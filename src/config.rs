@@ -650,6 +650,26 @@ path = "clients.toml"
     }
 
     #[test]
+    fn tls_files_are_validated() {
+        let half = MINIMAL.replace("[issuer]", "tls_cert = \"c.pem\"\n[issuer]");
+        let problems = parse(&half).unwrap_err().to_string();
+        assert!(
+            problems.contains("server.tls_cert: tls_cert and tls_key go together"),
+            "{problems}"
+        );
+        let ca = MINIMAL.replace(
+            "[issuer]",
+            "upstream_ca_file = \"/nonexistent/ca.pem\"\n[issuer]",
+        );
+        let problems = parse(&ca).unwrap_err().to_string();
+        assert!(
+            problems
+                .contains("server.upstream_ca_file: /nonexistent/ca.pem is not a readable file"),
+            "{problems}"
+        );
+    }
+
+    #[test]
     fn routes_are_validated() {
         let text = format!(
             "{MINIMAL}[[route]]\nprefix = \"/api/\"\nupstream = \"127.0.0.1:9000\"\nscopes = [\"a\"]\n\

@@ -276,6 +276,21 @@ async fn a_malformed_token_is_invalid_token() {
 }
 
 #[tokio::test]
+async fn several_authorization_headers_are_invalid_request() {
+    let (gw, upstream) = setup().await;
+    let token = token(&gw, "reader").await;
+    let doubled = gw
+        .http
+        .get(gw.url("/api/x"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_refused(doubled, &upstream, 400, Some("invalid_request")).await;
+}
+
+#[tokio::test]
 async fn a_bad_signature_is_invalid_token() {
     let (gw, upstream) = setup().await;
     let token = token(&gw, "reader").await;
@@ -658,6 +673,14 @@ async fn introspection_requires_an_authenticated_caller() {
     .await;
     let wrong = introspect(&gw, Some(("writer", "wrong")), &token).await;
     common::assert_oauth_error(wrong, 401, "invalid_client", true).await;
+    let get = gw
+        .http
+        .get(gw.url("/connect/introspect"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.headers()["allow"], "POST");
+    common::assert_oauth_error(get, 405, "invalid_request", false).await;
     let metadata = gw.get_json("/.well-known/openid-configuration").await;
     assert_eq!(
         metadata["introspection_endpoint"],
