@@ -20,7 +20,7 @@ use crate::issuer::error::OAuthError;
 use crate::issuer::request::MAX_BODY_BYTES;
 use crate::issuer::token::TokenHttpRequest;
 use crate::issuer::Issuer;
-use crate::ops::metrics::{metrics, status_class};
+use crate::ops::metrics::metrics;
 use crate::reply::{self, Reply};
 use crate::routes::{Endpoint, Route, RouteTable};
 
@@ -57,7 +57,7 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    /// The bounded label of this request for logs and metrics.
+    /// The bounded label of this request for the log (a route prefix or an endpoint name).
     fn label(&self) -> &str {
         self.route
             .as_ref()
@@ -193,10 +193,7 @@ impl ProxyHttp for Gateway {
             Ok(Endpoint::NotFound) => ("not_found", reply::not_found()),
             Ok(Endpoint::Protected(route)) => {
                 let refusal = self.admit(session, &route, ctx).await;
-                metrics()
-                    .auth_requests
-                    .with_label_values(&[route.prefix.as_str(), ctx.outcome])
-                    .inc();
+                route.metrics.auth(ctx.outcome);
                 ctx.route = Some(route);
                 match refusal {
                     None => return Ok(false),
@@ -279,11 +276,9 @@ impl ProxyHttp for Gateway {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let class = status_class(response.status.as_u16());
-        metrics()
-            .upstream_responses
-            .with_label_values(&[ctx.label(), class])
-            .inc();
+        if let Some(route) = &ctx.route {
+            route.metrics.upstream(response.status.as_u16());
+        }
         Ok(())
     }
 
@@ -316,10 +311,9 @@ impl ProxyHttp for Gateway {
             _ => (500, "server_error", "internal error"),
         };
         if *e.esource() == ErrorSource::Upstream {
-            metrics()
-                .upstream_responses
-                .with_label_values(&[ctx.label(), "error"])
-                .inc();
+            if let Some(route) = &ctx.route {
+                route.metrics.upstream_failed();
+            }
             tracing::warn!(route = ctx.label(), status, error = %e, "proxying failed");
         }
         ctx.outcome = code;
@@ -346,10 +340,14 @@ impl ProxyHttp for Gateway {
     /// once verified.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let elapsed = ctx.started.elapsed();
-        metrics()
-            .request_duration
-            .with_label_values(&[ctx.label()])
-            .observe(elapsed.as_secs_f64());
+        let seconds = elapsed.as_secs_f64();
+        match &ctx.route {
+            Some(route) => route.metrics.duration().observe(seconds),
+            None => metrics()
+                .request_duration
+                .with_label_values(&[ctx.endpoint])
+                .observe(seconds),
+        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let client_id = ctx
             .identity

@@ -15,6 +15,7 @@ use crate::guard::policy::Policy;
 use crate::issuer::discovery::{
     INTROSPECTION, JWKS, OAUTH_AUTHORIZATION_SERVER, OPENID_CONFIGURATION,
 };
+use crate::ops::metrics::{metrics, RouteMetrics};
 use crate::path::{canonicalize, under, PathError};
 
 /// What answers a request.
@@ -43,6 +44,7 @@ pub struct Route {
     pub prefix: String,
     pub policy: Policy,
     pub keep_authorization: bool,
+    pub metrics: RouteMetrics,
     peer: HttpPeer,
 }
 
@@ -55,6 +57,7 @@ impl Route {
             prefix: config.prefix.clone(),
             policy: Policy::new(config),
             keep_authorization: config.keep_authorization,
+            metrics: metrics().route(&config.prefix, config.public),
             peer,
         }
     }

@@ -178,13 +178,65 @@ impl Metrics {
     }
 }
 
-/// `2xx` for 204, and so on.
-pub fn status_class(status: u16) -> &'static str {
-    match status / 100 {
-        1 => "1xx",
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        _ => "5xx",
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The metric series of one route, resolved once when the route table is built: a proxied
+/// request then updates them without hashing labels or taking the vector's lock.
+#[derive(Debug)]
+pub struct RouteMetrics {
+    prefix: String,
+    /// `auth_requests{outcome}` for the outcome this route admits with (`allowed`/`public`).
+    admitted: IntCounter,
+    admitted_outcome: &'static str,
+    duration: Histogram,
+    /// `upstream_responses{status_class}`, indexed by the status's first digit - 1.
+    upstream: [IntCounter; 5],
+}
+
+impl Metrics {
+    pub fn route(&self, prefix: &str, public: bool) -> RouteMetrics {
+        let admitted_outcome = if public { "public" } else { "allowed" };
+        RouteMetrics {
+            prefix: prefix.to_owned(),
+            admitted: self
+                .auth_requests
+                .with_label_values(&[prefix, admitted_outcome]),
+            admitted_outcome,
+            duration: self.request_duration.with_label_values(&[prefix]),
+            upstream: STATUS_CLASSES
+                .map(|class| self.upstream_responses.with_label_values(&[prefix, class])),
+        }
+    }
+}
+
+impl RouteMetrics {
+    /// Counts a request to this route by its guard outcome; refusals are rarer and looked up.
+    pub fn auth(&self, outcome: &'static str) {
+        if outcome == self.admitted_outcome {
+            self.admitted.inc();
+        } else {
+            metrics()
+                .auth_requests
+                .with_label_values(&[&self.prefix, outcome])
+                .inc();
+        }
+    }
+
+    /// Counts an upstream response by its status class.
+    pub fn upstream(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.upstream[class].inc();
+    }
+
+    /// Counts a request that got no upstream response at all.
+    pub fn upstream_failed(&self) {
+        metrics()
+            .upstream_responses
+            .with_label_values(&[&self.prefix, "error"])
+            .inc();
+    }
+
+    pub fn duration(&self) -> &Histogram {
+        &self.duration
     }
 }
