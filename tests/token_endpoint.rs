@@ -430,12 +430,14 @@ fn concurrent_tokens(
 }
 
 /// argon2 must never block the event loops: 100 token requests at once all succeed while the
-/// admin listener's /healthz and the main listener's JWKS keep answering quickly. The prober is a plain OS thread with a blocking
-/// socket, so the test's own busy runtime does not distort what it measures; like a
-/// Kubernetes probe it opens a new connection every time.
+/// admin listener's /healthz and the main listener's JWKS keep answering quickly. The prober
+/// is a plain OS thread with a blocking socket, so the test's own busy runtime does not
+/// distort what it measures; like a Kubernetes probe it opens a new connection every time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_token_requests_succeed_while_healthz_stays_fast() {
-    let gw = std::sync::Arc::new(gateway());
+    // Without the verified-secret cache every one of the hundred runs argon2.
+    let gw = Setup::new(registry()).issuer("secret_cache_ttl = \"0s\"").start();
+    let gw = std::sync::Arc::new(gw);
     let admin = gw.admin.trim_start_matches("http://").to_owned();
     let main = gw.base.trim_start_matches("http://").to_owned();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -455,16 +457,20 @@ async fn a_hundred_concurrent_token_requests_succeed_while_healthz_stays_fast() 
         assert_eq!(request.await.unwrap().status(), 200);
     }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let probes = prober.join().unwrap();
+    let mut probes = prober.join().unwrap();
     assert!(
         probes.len() >= 3,
         "the burst ended too fast to observe: {} probes",
         probes.len()
     );
-    let slowest = probes.iter().max().unwrap();
+    // A blocked event loop would hold probes behind queued argon2 runs (about 20 ms each, 50
+    // per thread here), i.e. for most of a second; a busy shared machine adds tens of ms to a
+    // few probes. The bounds tell the two apart.
+    probes.sort();
+    let (median, slowest) = (probes[probes.len() / 2], probes[probes.len() - 1]);
     assert!(
-        *slowest < Duration::from_millis(50),
-        "slowest probe {slowest:?} of {probes:?}"
+        median < Duration::from_millis(10) && slowest < Duration::from_millis(250),
+        "median {median:?}, slowest {slowest:?} of {probes:?}"
     );
 }
 
