@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::issuer::keys::SigningAlgorithm;
+use crate::issuer::throttle::FailureLimits;
 use crate::problems::Problems;
 use crate::registry::Limits;
 use crate::timefmt::parse_duration;
@@ -96,6 +97,9 @@ pub struct ServerConfig {
     /// How long SIGTERM waits for in-flight requests (Pingora's default of 300 s would hold
     /// Kubernetes and CI hostage).
     pub grace_period: Duration,
+    /// How long a client may go silent: between two reads of a request body, and on a kept-alive
+    /// connection between requests.
+    pub client_timeout: Duration,
     /// Worker threads of the main listener.
     pub threads: usize,
     /// PEM roots that HTTPS upstreams are verified against; `None` = the system's roots.
@@ -128,6 +132,8 @@ pub struct IssuerConfig {
     pub secret_verify_queue: usize,
     /// How long a verified client secret is remembered (zero: never).
     pub secret_cache_ttl: Duration,
+    /// Failed client authentications allowed per id and per address.
+    pub failures: FailureLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -223,6 +229,8 @@ struct RawServer {
     listen: String,
     #[serde(default = "default_grace_period")]
     grace_period: String,
+    #[serde(default = "default_client_timeout")]
+    client_timeout: String,
     threads: Option<usize>,
     upstream_ca_file: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
@@ -250,6 +258,12 @@ struct RawIssuer {
     secret_verify_queue: usize,
     #[serde(default = "default_secret_cache_ttl")]
     secret_cache_ttl: String,
+    #[serde(default = "default_failure_limit")]
+    failure_limit_per_client: u32,
+    #[serde(default = "default_failure_limit")]
+    failure_limit_per_ip: u32,
+    #[serde(default = "default_failure_window")]
+    failure_window: String,
 }
 
 #[derive(Deserialize)]
@@ -279,6 +293,9 @@ struct RawDemo {
 fn default_grace_period() -> String {
     "10s".into()
 }
+fn default_client_timeout() -> String {
+    "30s".into()
+}
 fn default_token_paths() -> Vec<String> {
     vec!["/connect/token".into()]
 }
@@ -293,6 +310,12 @@ fn default_verify_queue() -> usize {
 }
 fn default_secret_cache_ttl() -> String {
     "5m".into()
+}
+fn default_failure_limit() -> u32 {
+    10
+}
+fn default_failure_window() -> String {
+    "1m".into()
 }
 
 /// Paths the gateway serves itself; a token path may not shadow them.
@@ -342,6 +365,8 @@ impl Checker<'_> {
         let server = ServerConfig {
             listen: self.addr("server.listen", &raw.server.listen),
             grace_period: self.duration("server.grace_period", &raw.server.grace_period),
+            client_timeout: self
+                .at_least_a_second("server.client_timeout", &raw.server.client_timeout),
             threads: self.positive("server.threads", raw.server.threads.unwrap_or_else(cores)),
             upstream_ca_file: raw.server.upstream_ca_file,
             tls: match (raw.server.tls_cert, raw.server.tls_key) {
@@ -514,6 +539,11 @@ impl Checker<'_> {
             ),
             secret_verify_queue: raw.secret_verify_queue,
             secret_cache_ttl: self.duration("issuer.secret_cache_ttl", &raw.secret_cache_ttl),
+            failures: FailureLimits {
+                per_client: raw.failure_limit_per_client,
+                per_ip: raw.failure_limit_per_ip,
+                window: self.at_least_a_second("issuer.failure_window", &raw.failure_window),
+            },
         }
     }
 
@@ -533,6 +563,14 @@ impl Checker<'_> {
             self.problem(field, e);
             Duration::ZERO
         })
+    }
+
+    fn at_least_a_second(&mut self, field: &str, text: &str) -> Duration {
+        let duration = self.duration(field, text);
+        if duration < Duration::from_secs(1) && parse_duration(text).is_ok() {
+            self.problem(field, "must be at least 1s");
+        }
+        duration
     }
 
     fn positive(&mut self, field: &str, n: usize) -> usize {
@@ -617,13 +655,17 @@ path = "clients.toml"
         assert_eq!(c.server.grace_period, Duration::from_secs(10));
         assert_eq!(c.issuer.secret_verify_queue, 256);
         assert!(c.admin.is_none() && c.demo.is_none());
+        assert_eq!(c.server.client_timeout, Duration::from_secs(30));
+        let failures = c.issuer.failures;
+        assert_eq!((failures.per_client, failures.per_ip), (10, 10));
+        assert_eq!(failures.window, Duration::from_secs(60));
     }
 
     #[test]
     fn every_problem_is_reported_with_its_field() {
         let text = MINIMAL
-            .replace("127.0.0.1:8080\"\n[issuer]", "nowhere\"\ngrace_period = \"soon\"\n[issuer]")
-            .replace("audience = \"api\"", "audience = \"api\"\nmin_token_lifetime = \"2h\"\ntoken_paths = [\"token\", \"/.well-known/jwks.json\"]");
+            .replace("127.0.0.1:8080\"\n[issuer]", "nowhere\"\ngrace_period = \"soon\"\nclient_timeout = \"500ms\"\n[issuer]")
+            .replace("audience = \"api\"", "audience = \"api\"\nmin_token_lifetime = \"2h\"\ntoken_paths = [\"token\", \"/.well-known/jwks.json\"]\nfailure_window = \"0s\"");
         let problems = parse(&text).unwrap_err().to_string();
         for needle in [
             "gw.toml: server.listen: \"nowhere\" is not an ip:port address",
@@ -631,6 +673,8 @@ path = "clients.toml"
             "issuer.min_token_lifetime: is longer than issuer.max_token_lifetime",
             "issuer.token_paths[0]: \"token\" must be an absolute path",
             "issuer.token_paths[1]: \"/.well-known/jwks.json\" is a discovery path",
+            "server.client_timeout: must be at least 1s",
+            "issuer.failure_window: must be at least 1s",
         ] {
             assert!(
                 problems.contains(needle),

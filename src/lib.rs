@@ -4,6 +4,7 @@
 //! (`/connect/token`), publishes its keys and metadata, and — in front of protected upstreams —
 //! validates those tokens before proxying. See `DESIGN.md` for the contract.
 
+pub mod bounds;
 pub mod cli;
 pub mod config;
 pub mod guard;

@@ -14,6 +14,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorSource;
 
+use crate::bounds;
 use crate::guard::verify::Identity;
 use crate::guard::Guard;
 use crate::issuer::error::OAuthError;
@@ -39,6 +40,7 @@ pub struct Gateway {
     routes: RouteTable,
     issuer: Arc<Issuer>,
     guard: Arc<Guard>,
+    client_timeout: Duration,
 }
 
 /// Per-request state: where the request went, who the caller is, and what came of it.
@@ -66,11 +68,27 @@ impl RequestCtx {
 }
 
 impl Gateway {
-    pub fn new(routes: RouteTable, issuer: Arc<Issuer>, guard: Arc<Guard>) -> Self {
+    pub fn new(
+        routes: RouteTable,
+        issuer: Arc<Issuer>,
+        guard: Arc<Guard>,
+        client_timeout: Duration,
+    ) -> Self {
         Gateway {
             routes,
             issuer,
             guard,
+            client_timeout,
+        }
+    }
+
+    /// Bounds how long the client may go silent. Pingora waits 60 s per read of a request body
+    /// and keeps an HTTP/1.1 connection idle between requests forever, which lets a few
+    /// thousand idle or trickling connections pin the process's sockets.
+    fn bound_client_silence(&self, session: &mut Session) {
+        session.set_read_timeout(Some(self.client_timeout));
+        if session.get_keepalive().is_some() {
+            session.set_keepalive(Some(self.client_timeout.as_secs().max(1)));
         }
     }
 
@@ -95,6 +113,10 @@ impl Gateway {
             content_type: req.headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()),
             authorization: req.headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
             body: &body,
+            peer: session
+                .client_addr()
+                .and_then(|addr| addr.as_inet())
+                .map(|addr| addr.ip()),
         };
         let answer = if introspect {
             self.issuer.introspect(request, &self.guard).await
@@ -175,6 +197,13 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        self.bound_client_silence(session);
+        if let Some(refusal) = bounds::check(session.req_header()) {
+            (ctx.endpoint, ctx.outcome) = ("too_large", refusal.outcome);
+            session.set_keepalive(None);
+            reply::write(session, refusal.reply).await?;
+            return Ok(true);
+        }
         let is_get = session.req_header().method == http::Method::GET;
         let (endpoint, reply) = match self.routes.resolve(session.req_header().uri.path()) {
             Err(e) => (

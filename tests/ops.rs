@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::collections::HashMap;
-
 use common::upstream::Upstream;
 use common::{client_toml, json, Gateway, Setup};
 
@@ -19,51 +17,6 @@ async fn setup(extra: &str, log_level: &str) -> (Gateway, Upstream) {
         ));
     setup.log_level = log_level.into();
     (setup.start(), upstream)
-}
-
-/// Parses the Prometheus text format strictly: every sample line is `name{labels} value`.
-fn parse_metrics(text: &str) -> HashMap<String, f64> {
-    let mut samples = HashMap::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("bad sample line {line:?}"));
-        let value: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
-        let name = series.split('{').next().unwrap();
-        assert!(
-            name.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-            "bad metric name in {line:?}"
-        );
-        if let Some(labels) = series.strip_prefix(name) {
-            assert!(
-                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
-                "{line:?}"
-            );
-        }
-        samples.insert(series.to_owned(), value);
-    }
-    samples
-}
-
-async fn metrics(gw: &Gateway) -> HashMap<String, f64> {
-    let response = gw
-        .http
-        .get(format!("{}/metrics", gw.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain"));
-    parse_metrics(&response.text().await.unwrap())
 }
 
 #[tokio::test]
@@ -109,13 +62,13 @@ async fn metrics_count_exactly_what_was_sent() {
 
     // Durations are recorded in the logging phase, just after each response is sent.
     let last = "credgate_request_duration_seconds_count{route=\"not_found\"}";
-    let mut m = metrics(&gw).await;
+    let mut m = gw.metrics().await;
     for _ in 0..100 {
         if m.contains_key(last) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        m = metrics(&gw).await;
+        m = gw.metrics().await;
     }
     let get = |series: &str| {
         *m.get(series)
@@ -190,7 +143,7 @@ async fn reloads_are_counted_by_result() {
     gw.reload();
     std::fs::write(&registry, valid.replace("Client app", "Renamed")).unwrap();
     gw.reload();
-    let m = metrics(&gw).await;
+    let m = gw.metrics().await;
     assert!(m["credgate_registry_reloads_total{result=\"rejected\"}"] >= 1.0);
     assert!(m["credgate_registry_reloads_total{result=\"applied\"}"] >= 1.0);
 }
@@ -549,13 +502,13 @@ async fn without_watching_only_sighup_applies_an_edit() {
 async fn verified_secrets_are_remembered_until_their_client_changes() {
     let registry = client_toml("app", SECRET, "", "") + &client_toml("other", SECRET, "", "");
     let gw = Setup::new(registry).start();
-    let hits = |m: &HashMap<String, f64>| m["credgate_secret_cache_hits_total"];
+    let hits = |m: &std::collections::HashMap<String, f64>| m["credgate_secret_cache_hits_total"];
     assert_eq!(
         gw.token(Some(("app", SECRET)), &[GRANT]).await.status(),
         200
     );
     assert_eq!(
-        hits(&metrics(&gw).await),
+        hits(&gw.metrics().await),
         0.0,
         "the first request pays argon2"
     );
@@ -563,7 +516,7 @@ async fn verified_secrets_are_remembered_until_their_client_changes() {
         gw.token(Some(("app", SECRET)), &[GRANT]).await.status(),
         200
     );
-    assert_eq!(hits(&metrics(&gw).await), 1.0);
+    assert_eq!(hits(&gw.metrics().await), 1.0);
     assert_eq!(
         gw.token(Some(("app", "wrong")), &[GRANT]).await.status(),
         401
@@ -576,7 +529,7 @@ async fn verified_secrets_are_remembered_until_their_client_changes() {
         gw.token(Some(("app", SECRET)), &[GRANT]).await.status(),
         200
     );
-    assert_eq!(hits(&metrics(&gw).await), 2.0);
+    assert_eq!(hits(&gw.metrics().await), 2.0);
 
     // ...a change to this client voids it: the rotated-out secret is refused.
     let rotated = gw.cli(&["secret", "rotate", "app", "--json"]);
@@ -591,5 +544,5 @@ async fn verified_secrets_are_remembered_until_their_client_changes() {
         gw.token(Some(("app", new_secret)), &[GRANT]).await.status(),
         200
     );
-    assert_eq!(hits(&metrics(&gw).await), 2.0);
+    assert_eq!(hits(&gw.metrics().await), 2.0);
 }

@@ -17,7 +17,7 @@ pub struct OAuthError {
     pub code: &'static str,
     pub description: Cow<'static, str>,
     /// Extra response header (a challenge, `Allow`, `Retry-After`).
-    pub header: Option<(header::HeaderName, &'static str)>,
+    pub header: Option<(header::HeaderName, HeaderValue)>,
 }
 
 #[derive(Serialize)]
@@ -40,7 +40,7 @@ impl OAuthError {
         }
     }
 
-    fn with_header(mut self, name: header::HeaderName, value: &'static str) -> Self {
+    fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
         self.header = Some((name, value));
         self
     }
@@ -54,7 +54,10 @@ impl OAuthError {
     pub fn invalid_client(description: impl Into<Cow<'static, str>>, challenge: bool) -> Self {
         let error = Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description);
         if challenge {
-            error.with_header(header::WWW_AUTHENTICATE, BASIC_CHALLENGE)
+            error.with_header(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(BASIC_CHALLENGE),
+            )
         } else {
             error
         }
@@ -78,7 +81,7 @@ impl OAuthError {
             "invalid_request",
             "the token endpoint only accepts POST",
         )
-        .with_header(header::ALLOW, "POST")
+        .with_header(header::ALLOW, HeaderValue::from_static("POST"))
     }
 
     pub fn body_too_large(limit: usize) -> Self {
@@ -95,7 +98,19 @@ impl OAuthError {
             "temporarily_unavailable",
             "too many token requests are waiting; retry shortly",
         )
-        .with_header(header::RETRY_AFTER, "1")
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+    }
+
+    /// 429 `slow_down` (the RFC 8628 code for "poll less often"): too many failed client
+    /// authentications; `wait` becomes `Retry-After`, in whole seconds rounded up.
+    pub fn slow_down(wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "slow_down",
+            "too many failed client authentications; retry later",
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
     }
 
     pub fn server_error(description: impl Into<Cow<'static, str>>) -> Self {
@@ -113,9 +128,7 @@ impl OAuthError {
         };
         let mut reply = reply::no_store(reply::json(self.status, &body));
         if let Some((name, value)) = self.header {
-            reply
-                .headers_mut()
-                .insert(name, HeaderValue::from_static(value));
+            reply.headers_mut().insert(name, value);
         }
         reply
     }

@@ -37,7 +37,7 @@ impl Issuer {
                 Ok(parsed) => parsed,
                 Err(e) => return Answer::refused(e),
             };
-        let caller = match self.authenticate(parsed.credentials).await {
+        let caller = match self.authenticate(parsed.credentials, req.peer).await {
             Ok(caller) => caller,
             Err(e) => return Answer::refused(e),
         };

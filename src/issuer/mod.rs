@@ -8,6 +8,7 @@ pub mod mint;
 pub mod request;
 pub mod secret_cache;
 pub mod secrets;
+pub mod throttle;
 pub mod token;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::reply::{self, Reply};
 use keys::KeyStore;
 use secret_cache::VerifiedSecrets;
 use secrets::SecretVerifier;
+use throttle::Throttle;
 
 /// What an issuer endpoint answered, and what the request log and metrics say about it.
 pub struct Answer {
@@ -48,6 +50,7 @@ pub struct Issuer {
     keys: Arc<KeyStore>,
     verifier: SecretVerifier,
     verified: VerifiedSecrets,
+    throttle: Throttle,
 }
 
 impl Issuer {
@@ -55,12 +58,14 @@ impl Issuer {
         let verifier =
             SecretVerifier::new(config.secret_verify_concurrency, config.secret_verify_queue);
         let verified = VerifiedSecrets::new(config.secret_cache_ttl);
+        let throttle = Throttle::new(config.failures);
         Issuer {
             config,
             registry,
             keys,
             verifier,
             verified,
+            throttle,
         }
     }
 

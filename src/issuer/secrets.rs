@@ -17,6 +17,8 @@ use base64::Engine;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
+use crate::ops::metrics::metrics;
+
 /// OWASP's recommended argon2id parameters: 19 MiB, 2 passes, 1 lane.
 fn hasher() -> Argon2<'static> {
     let params = Params::new(19_456, 2, 1, None).expect("constant parameters are valid");
@@ -89,6 +91,7 @@ impl SecretVerifier {
                 .await
                 .expect("the semaphore is never closed")
         };
+        metrics().secret_verifications.inc();
         let dummy = hashes.is_empty().then(|| self.dummy_hash.clone());
         let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -142,9 +145,7 @@ impl Drop for QueueSlot<'_> {
 }
 
 fn queue_gauge(depth: usize) {
-    crate::ops::metrics::metrics()
-        .secret_verify_queue_depth
-        .set(depth as i64);
+    metrics().secret_verify_queue_depth.set(depth as i64);
 }
 
 #[cfg(test)]

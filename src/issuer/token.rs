@@ -1,5 +1,6 @@
 //! The token endpoint (RFC 6749 §4.4): authenticate the client, settle the scope, mint.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +22,8 @@ pub struct TokenHttpRequest<'a> {
     pub content_type: Option<&'a [u8]>,
     pub authorization: Option<&'a [u8]>,
     pub body: &'a [u8],
+    /// The caller's address, for the per-address failure limit.
+    pub peer: Option<IpAddr>,
 }
 
 #[derive(Serialize)]
@@ -60,7 +63,7 @@ impl Issuer {
             return Err(OAuthError::method_not_allowed());
         }
         let parsed = request::parse(req.content_type, req.authorization, req.body)?;
-        self.grant(parsed).await
+        self.grant(parsed, req.peer).await
     }
 
     /// Authenticates a client by its secret: the client must exist, be enabled and unexpired,
@@ -68,6 +71,7 @@ impl Issuer {
     pub(super) async fn authenticate(
         &self,
         credentials: Credentials,
+        peer: Option<IpAddr>,
     ) -> Result<Arc<Client>, OAuthError> {
         let basic = credentials.method == AuthMethod::Basic;
         let registry = self.registry.snapshot();
@@ -78,21 +82,7 @@ impl Issuer {
                 metrics().secret_cache_hits.inc();
                 Some(index)
             }
-            None => {
-                let hashes = client.map_or_else(Vec::new, |c| {
-                    c.secrets.iter().map(|s| s.hash.clone()).collect()
-                });
-                let secret = credentials.secret.clone();
-                let matched = self
-                    .verifier
-                    .find_match(hashes, credentials.secret)
-                    .await
-                    .map_err(|_| OAuthError::temporarily_unavailable())?;
-                if let (Some(client), Some(index)) = (client, matched) {
-                    self.verified.remember(client, &secret, index);
-                }
-                matched
-            }
+            None => self.verify(client, credentials, peer).await?,
         };
         let refused = |why| Err(OAuthError::invalid_client(why, basic));
         let (Some(client), Some(index)) = (client, matched) else {
@@ -113,8 +103,39 @@ impl Issuer {
         Ok(client.clone())
     }
 
-    async fn grant(&self, req: TokenRequest) -> Result<(Reply, Arc<Client>), OAuthError> {
-        let client = &self.authenticate(req.credentials).await?;
+    /// Runs argon2id against `client`'s secrets (a dummy hash when there is no such client),
+    /// unless the caller has used up its failed attempts; counts a failure, remembers a match.
+    async fn verify(
+        &self,
+        client: Option<&Arc<Client>>,
+        credentials: Credentials,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<usize>, OAuthError> {
+        if let Some(wait) = self.throttle.check(&credentials.client_id, peer) {
+            return Err(OAuthError::slow_down(wait));
+        }
+        let hashes = client.map_or_else(Vec::new, |c| {
+            c.secrets.iter().map(|s| s.hash.clone()).collect()
+        });
+        let secret = credentials.secret.clone();
+        let matched = self
+            .verifier
+            .find_match(hashes, credentials.secret)
+            .await
+            .map_err(|_| OAuthError::temporarily_unavailable())?;
+        match (client, matched) {
+            (Some(client), Some(index)) => self.verified.remember(client, &secret, index),
+            _ => self.throttle.record_failure(&credentials.client_id, peer),
+        }
+        Ok(matched)
+    }
+
+    async fn grant(
+        &self,
+        req: TokenRequest,
+        peer: Option<IpAddr>,
+    ) -> Result<(Reply, Arc<Client>), OAuthError> {
+        let client = &self.authenticate(req.credentials, peer).await?;
         let now = OffsetDateTime::now_utc();
         let scope = granted_scope(client, req.scope)?;
         let keys = self.keys.snapshot();

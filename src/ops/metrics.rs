@@ -30,6 +30,9 @@ pub struct Metrics {
     pub registry_last_reload: Gauge,
     pub secret_verify_queue_depth: IntGauge,
     pub secret_cache_hits: IntCounter,
+    pub secret_verifications: IntCounter,
+    /// `by`: `client` or `ip`, the limit that refused the attempt.
+    pub auth_throttled: IntCounterVec,
 }
 
 /// Latency buckets from 0.1 ms (a cached token check) to 10 s (a queued argon2 verification).
@@ -154,6 +157,15 @@ impl Metrics {
             secret_cache_hits: counter(
                 "credgate_secret_cache_hits_total",
                 "Client secrets recognised without argon2 (verified-secret cache)",
+            ),
+            secret_verifications: counter(
+                "credgate_secret_verifications_total",
+                "Token or introspection requests that ran argon2id",
+            ),
+            auth_throttled: counter_vec(
+                "credgate_auth_throttled_total",
+                "Client authentications refused with slow_down by the failure limits",
+                &["by"],
             ),
             registry,
         }

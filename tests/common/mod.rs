@@ -5,6 +5,7 @@
 
 pub mod upstream;
 
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -210,6 +211,22 @@ impl Gateway {
         format!("{}{path}", self.base)
     }
 
+    /// The admin listener's /metrics, parsed strictly: series (with labels) → value.
+    pub async fn metrics(&self) -> HashMap<String, f64> {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.admin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+        parse_metrics(&response.text().await.unwrap())
+    }
+
     /// GETs `path` from the main listener and returns its JSON body.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         json(self.http.get(self.url(path)).send().await.expect("GET")).await
@@ -365,6 +382,36 @@ listen = "127.0.0.1:{admin_port}"
 }
 
 /// The JSON body of a response.
+/// Parses the Prometheus text format strictly: every sample line is `name{labels} value`.
+pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    let mut samples = HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad sample line {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "{line:?}"
+            );
+        }
+        samples.insert(series.to_owned(), value);
+    }
+    samples
+}
+
 pub async fn json(response: reqwest::Response) -> serde_json::Value {
     response.json().await.expect("a JSON body")
 }
