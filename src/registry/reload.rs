@@ -47,6 +47,9 @@ enum Target {
 /// Reloads the registry into its store, and the keys into theirs.
 pub struct Reloader {
     registry_path: PathBuf,
+    /// Whether `registry_path` was a directory at start; a reload that finds the other kind is
+    /// refused (a file replaced by a directory would otherwise read as an empty registry).
+    registry_is_dir: bool,
     limits: Limits,
     registry: Arc<Store>,
     /// Hash of the registry files last applied, to skip reloads that change nothing.
@@ -80,6 +83,7 @@ impl Reloader {
     ) -> Self {
         let applied = file::read_sources(&registry_path).map_or(0, |s| fingerprint(&s));
         Reloader {
+            registry_is_dir: registry_path.is_dir(),
             registry_path,
             limits,
             registry,
@@ -111,12 +115,48 @@ impl Reloader {
         if print == self.applied.load(Ordering::Acquire) {
             return Ok(Reloaded::Unchanged);
         }
-        reject_empty_files(&sources)?;
+        self.reject_vanished_clients(&sources)?;
         let registry = file::validate(&sources, &self.limits)?;
         let clients = registry.len();
         self.registry.replace(registry);
         self.applied.store(print, Ordering::Release);
         Ok(Reloaded::Applied(clients))
+    }
+
+    /// Refuses sources that would take every client out of service because of how the files are
+    /// being replaced rather than what they say: a zero-byte file is a file being written
+    /// (truncated, not yet filled) however long its writer is delayed, and a registry directory
+    /// with no `*.toml` left, or a registry file that became a directory, is a layout being
+    /// swapped. Each is refused until its next change triggers another reload. To remove every
+    /// client on purpose, leave a file with only a comment.
+    fn reject_vanished_clients(&self, sources: &[file::Source]) -> Result<(), Problems> {
+        let path = &self.registry_path;
+        if path.is_dir() != self.registry_is_dir {
+            let (then, now) = if self.registry_is_dir {
+                ("a directory", "a file")
+            } else {
+                ("a file", "a directory")
+            };
+            return Err(Problems::one(
+                path,
+                format!("was {then} when credgate started and is now {now}; restart to change the layout"),
+            ));
+        }
+        if self.registry_is_dir && sources.is_empty() {
+            return Err(Problems::one(
+                path,
+                "the registry directory has no *.toml file left (being replaced?); to remove every client, leave a file with only a comment",
+            ));
+        }
+        let mut problems = Problems::default();
+        for source in sources.iter().filter(|s| s.text.is_empty()) {
+            problems.push(
+                &source.path,
+                "",
+                "the file is empty (still being written?); to remove every client, leave a comment in it",
+            );
+        }
+        problems.into_result(())
     }
 
     /// Reads the registry files until two reads `SETTLE` apart agree. A writer that truncates a
@@ -238,21 +278,6 @@ impl Reloader {
         watcher.watch(&dir, RecursiveMode::NonRecursive)?;
         Ok(watcher)
     }
-}
-
-/// A zero-byte registry file seen by a reload is a file being written (truncated, not yet
-/// filled), however long its writer is delayed: applying it would remove every client at once.
-/// Its next write triggers another reload. To empty a file on purpose, leave a comment in it.
-fn reject_empty_files(sources: &[file::Source]) -> Result<(), Problems> {
-    let mut problems = Problems::default();
-    for source in sources.iter().filter(|s| s.text.is_empty()) {
-        problems.push(
-            &source.path,
-            "",
-            "the file is empty (still being written?); to remove every client, leave a comment in it",
-        );
-    }
-    problems.into_result(())
 }
 
 /// A hash of the registry files' names and contents.
