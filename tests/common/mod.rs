@@ -58,6 +58,10 @@ pub struct Setup {
     pub watch: bool,
     /// An existing directory to use as the gateway's home instead of a fresh one.
     pub home: Option<PathBuf>,
+    /// `[issuer] issuer`, when not the gateway's own address (instances sharing one name).
+    pub issuer_url: Option<String>,
+    /// `[issuer] keys_dir`, when not `keys` in the home directory (instances sharing keys).
+    pub keys_dir: Option<PathBuf>,
 }
 
 impl Setup {
@@ -72,6 +76,8 @@ impl Setup {
             grace_period: "0s".into(),
             watch: true,
             home: None,
+            issuer_url: None,
+            keys_dir: None,
         }
     }
 
@@ -350,7 +356,7 @@ grace_period = "{grace_period}"
 {server_extra}
 
 [issuer]
-issuer = "http://127.0.0.1:{port}"
+issuer = "{issuer}"
 keys_dir = "{keys}"
 audience = "test-api"
 max_token_lifetime = "2h"
@@ -365,7 +371,15 @@ listen = "127.0.0.1:{admin_port}"
 
 {tables}
 "#,
-        keys = home.join("keys").display(),
+        issuer = setup
+            .issuer_url
+            .clone()
+            .unwrap_or_else(|| format!("http://127.0.0.1:{port}")),
+        keys = setup
+            .keys_dir
+            .clone()
+            .unwrap_or_else(|| home.join("keys"))
+            .display(),
         registry = setup
             .registry_path
             .clone()
