@@ -6,70 +6,24 @@
 //!
 //! Run: `cargo bench --bench hot_paths && python3 benches/ratios.py`
 
-use std::path::Path;
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use credgate::config::Config;
 use credgate::guard::verify::TokenVerifier;
 use credgate::guard::Guard;
-use credgate::issuer::keys::{self, KeySet, KeyStore, SigningAlgorithm};
-use credgate::issuer::mint::{mint, Grant};
-use credgate::registry::{Client, Registry, Secret, Store};
+use credgate::issuer::keys::{KeyStore, SigningAlgorithm};
+use credgate::registry::{Registry, Store};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use support::{client, config, keys, token};
 
 const ALGORITHMS: [SigningAlgorithm; 3] = [
     SigningAlgorithm::EdDSA,
     SigningAlgorithm::ES256,
     SigningAlgorithm::RS256,
 ];
-
-fn config(cache_capacity: u64) -> Config {
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:1\"\n[issuer]\nissuer = \"https://id.example\"\nkeys_dir = \"k\"\naudience = \"api\"\n\
-         [registry]\npath = \"r\"\n[guard]\ncache_capacity = {cache_capacity}\n"
-    );
-    Config::parse(Path::new("bench.toml"), &text).expect("a valid bench config")
-}
-
-fn client(id: &str) -> Client {
-    Client {
-        id: id.into(),
-        name: id.into(),
-        scopes: vec!["api.read".into(), "api.write".into()],
-        roles: vec!["member".into()],
-        token_lifetime: Some(Duration::from_secs(900)),
-        expires: None,
-        enabled: true,
-        tokens_not_before: None,
-        secrets: vec![Secret {
-            description: String::new(),
-            hash: String::new(),
-            expires: None,
-        }],
-    }
-}
-
-/// A key set with one fresh key of `algorithm` (kept in a temp dir for the run).
-fn keys(algorithm: SigningAlgorithm) -> (tempfile::TempDir, KeySet) {
-    let dir = tempfile::tempdir().unwrap();
-    keys::generate(dir.path(), algorithm).unwrap();
-    let set = KeySet::load(dir.path(), algorithm).unwrap();
-    (dir, set)
-}
-
-fn token(set: &KeySet, config: &Config, client: &Client) -> String {
-    let grant = Grant {
-        issuer: &config.issuer.issuer,
-        audience: &config.issuer.audience,
-        client,
-        scope: "api.read api.write".into(),
-        lifetime: Duration::from_secs(900),
-    };
-    mint(&grant, set.signing_key(), time::OffsetDateTime::now_utc())
-        .unwrap()
-        .token
-}
 
 fn baseline(c: &mut Criterion, token: &str) {
     c.bench_function("baseline/sha256_token", |b| {

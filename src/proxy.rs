@@ -277,9 +277,12 @@ impl ProxyHttp for Gateway {
             upstream.remove_header(&header::AUTHORIZATION);
         }
         if let Some(identity) = &ctx.identity {
-            upstream.insert_header(CLIENT_ID.clone(), identity.headers.client_id.clone())?;
-            upstream.insert_header(SCOPE.clone(), identity.headers.scope.clone())?;
-            upstream.insert_header(ROLES.clone(), identity.headers.roles.clone())?;
+            upstream.insert_header(
+                CLIENT_ID.clone(),
+                identity.grantee.headers.client_id.clone(),
+            )?;
+            upstream.insert_header(SCOPE.clone(), identity.grantee.headers.scope.clone())?;
+            upstream.insert_header(ROLES.clone(), identity.grantee.headers.roles.clone())?;
         }
         if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
             let ip = addr.ip().to_string();
@@ -381,7 +384,7 @@ impl ProxyHttp for Gateway {
         let client_id = ctx
             .identity
             .as_ref()
-            .map(|i| i.claims.client_id.as_str())
+            .map(|i| i.grantee.client_id.as_str())
             .or(ctx.client_id.as_deref())
             .unwrap_or("-");
         let req = session.req_header();

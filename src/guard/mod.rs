@@ -57,7 +57,7 @@ impl Guard {
 /// has not revoked tokens issued when this one was.
 fn client_allows(registry: &Registry, identity: &Identity) -> Result<(), &'static str> {
     let client = registry
-        .get(&identity.claims.client_id)
+        .get(&identity.grantee.client_id)
         .ok_or("the token's client no longer exists")?;
     if !client.enabled {
         return Err("the token's client is disabled");
@@ -65,7 +65,7 @@ fn client_allows(registry: &Registry, identity: &Identity) -> Result<(), &'stati
     if !client.is_active(OffsetDateTime::now_utc()) {
         return Err("the token's client has expired");
     }
-    if client.revoked(identity.claims.iat) {
+    if client.revoked(identity.issued_at) {
         return Err("the token has been revoked");
     }
     Ok(())

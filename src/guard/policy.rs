@@ -29,10 +29,19 @@ impl Policy {
 
     /// Admits `identity` if it has every required scope and, when roles are set, one of them.
     pub fn check(&self, identity: &Identity) -> Result<(), Denial> {
-        if !self.scopes.iter().all(|s| identity.scopes.contains(s)) {
+        if !self
+            .scopes
+            .iter()
+            .all(|s| identity.grantee.scopes.contains(s))
+        {
             return Err(self.insufficient("the token lacks a scope this route requires"));
         }
-        if !self.roles.is_empty() && !self.roles.iter().any(|r| identity.roles.contains(r)) {
+        if !self.roles.is_empty()
+            && !self
+                .roles
+                .iter()
+                .any(|r| identity.grantee.roles.contains(r))
+        {
             return Err(self.insufficient("the token lacks a role this route requires"));
         }
         Ok(())

@@ -21,17 +21,35 @@ use crate::issuer::keys::{KeyStore, SigningAlgorithm};
 use crate::issuer::mint::{AccessClaims, TOKEN_TYPE};
 use crate::ops::metrics::metrics;
 
-/// What a verified token proves, with the upstream headers it yields prepared once.
+/// What a verified token proves.
+///
+/// Everything but a token's times is the same for every token of one client with the same
+/// scope, roles and key, so that part ([`Grantee`]) is shared: a cache of 100 000 tokens of a
+/// few clients holds a few copies of those strings and header values, not 100 000 (about
+/// 1.5 KiB a token otherwise).
 #[derive(Debug)]
 pub struct Identity {
-    pub claims: AccessClaims,
+    pub grantee: Arc<Grantee>,
+    /// `iat`, which a revocation (`tokens_not_before`) is compared with.
+    pub issued_at: i64,
+    /// `exp`.
+    pub expires_at: i64,
+    /// How long this entry may stay cached.
+    cache_for: Duration,
+}
+
+/// The client a token was granted to and what it was granted, with the upstream headers it
+/// yields prepared once.
+#[derive(Debug)]
+pub struct Grantee {
+    pub client_id: String,
+    /// The `scope` claim as issued (space-separated).
+    pub scope: String,
     pub scopes: Vec<String>,
     pub roles: Vec<String>,
     pub headers: IdentityHeaders,
-    /// The key that verified it.
+    /// The key that verified the tokens.
     kid: String,
-    /// How long this entry may stay cached.
-    cache_for: Duration,
 }
 
 /// Values of `x-credgate-client-id`, `x-credgate-scope` and `x-credgate-roles`.
@@ -49,7 +67,13 @@ pub struct TokenVerifier {
     validations: [(SigningAlgorithm, Validation); 3],
     cache: Cache<[u8; 32], Arc<Identity>>,
     cache_ttl: Duration,
+    /// Grantees by key id, client id, scope and roles; bounded, since a forgotten grantee only
+    /// costs one more copy.
+    grantees: moka::sync::Cache<String, Arc<Grantee>>,
 }
+
+/// How many distinct grantees are shared at most.
+const GRANTEES: u64 = 10_000;
 
 /// Entries live as long as [`Identity::cache_for`] says.
 struct UntilExpiry;
@@ -95,6 +119,7 @@ impl TokenVerifier {
                 .expire_after(UntilExpiry)
                 .build(),
             cache_ttl: guard.cache_ttl,
+            grantees: moka::sync::Cache::new(GRANTEES),
         }
     }
 
@@ -123,9 +148,9 @@ impl TokenVerifier {
         identity: Arc<Identity>,
         now: i64,
     ) -> Result<Arc<Identity>, &'static str> {
-        if now > identity.claims.exp + self.leeway as i64 {
+        if now > identity.expires_at + self.leeway as i64 {
             Err("the token has expired")
-        } else if self.keys.snapshot().find(&identity.kid).is_none() {
+        } else if self.keys.snapshot().find(&identity.grantee.kid).is_none() {
             Err("the token's key is unknown")
         } else {
             Ok(identity)
@@ -157,7 +182,25 @@ impl TokenVerifier {
         let claims = jsonwebtoken::decode::<AccessClaims>(token, key.decoding(), validation)
             .map_err(|e| describe(e.kind()))?
             .claims;
-        Identity::new(claims, kid, now, self.leeway, self.cache_ttl)
+        let remaining = u64::try_from(claims.exp + self.leeway as i64 - now).unwrap_or(0);
+        Ok(Identity {
+            issued_at: claims.iat,
+            expires_at: claims.exp,
+            cache_for: self.cache_ttl.min(Duration::from_secs(remaining)),
+            grantee: self.grantee(claims, kid)?,
+        })
+    }
+
+    /// The shared grantee of a verified token's claims.
+    fn grantee(&self, claims: AccessClaims, kid: &str) -> Result<Arc<Grantee>, &'static str> {
+        let roles = claims.roles.join(" ");
+        let key = format!("{kid}\n{}\n{}\n{roles}", claims.client_id, claims.scope);
+        if let Some(grantee) = self.grantees.get(&key) {
+            return Ok(grantee);
+        }
+        let grantee = Arc::new(Grantee::new(claims, roles, kid)?);
+        self.grantees.insert(key, grantee.clone());
+        Ok(grantee)
     }
 }
 
@@ -173,33 +216,26 @@ fn describe(kind: &ErrorKind) -> &'static str {
     }
 }
 
-impl Identity {
-    fn new(
-        claims: AccessClaims,
-        kid: &str,
-        now: i64,
-        leeway: u64,
-        cache_ttl: Duration,
-    ) -> Result<Self, &'static str> {
+impl Grantee {
+    fn new(claims: AccessClaims, roles: String, kid: &str) -> Result<Self, &'static str> {
         let invalid = |_| "the token carries characters not allowed in headers";
         let headers = IdentityHeaders {
             client_id: HeaderValue::from_str(&claims.client_id).map_err(invalid)?,
             scope: HeaderValue::from_str(&claims.scope).map_err(invalid)?,
-            roles: HeaderValue::from_str(&claims.roles.join(" ")).map_err(invalid)?,
+            roles: HeaderValue::from_str(&roles).map_err(invalid)?,
         };
-        let remaining = u64::try_from(claims.exp + leeway as i64 - now).unwrap_or(0);
-        Ok(Identity {
+        Ok(Grantee {
             scopes: claims
                 .scope
                 .split(' ')
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect(),
-            roles: claims.roles.clone(),
+            roles: claims.roles,
             headers,
             kid: kid.to_owned(),
-            cache_for: cache_ttl.min(Duration::from_secs(remaining)),
-            claims,
+            client_id: claims.client_id,
+            scope: claims.scope,
         })
     }
 }

@@ -49,16 +49,18 @@ impl Issuer {
         };
         let body = match verdict {
             Ok(identity) => {
-                let claims = &identity.claims;
+                // iss and aud were checked to be ours; sub is the client id (RFC 9068 §2.2
+                // for client credentials).
+                let grantee = &identity.grantee;
                 serde_json::to_vec(&Active {
                     active: true,
-                    client_id: &claims.client_id,
-                    sub: &claims.sub,
-                    scope: &claims.scope,
-                    exp: claims.exp,
-                    iat: claims.iat,
-                    iss: &claims.iss,
-                    aud: &claims.aud,
+                    client_id: &grantee.client_id,
+                    sub: &grantee.client_id,
+                    scope: &grantee.scope,
+                    exp: identity.expires_at,
+                    iat: identity.issued_at,
+                    iss: &self.config.issuer,
+                    aud: &self.config.audience,
                     token_type: "Bearer",
                 })
                 .expect("introspection serializes")

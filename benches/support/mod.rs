@@ -1,0 +1,58 @@
+//! What the benchmarks share: a config, a client, a fresh key set, a minted token.
+
+#![allow(dead_code)] // each bench uses a different part
+
+use std::path::Path;
+use std::time::Duration;
+
+use credgate::config::Config;
+use credgate::issuer::keys::{self, KeySet, SigningAlgorithm};
+use credgate::issuer::mint::{mint, Grant};
+use credgate::registry::{Client, Secret};
+
+pub fn config(cache_capacity: u64) -> Config {
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:1\"\n[issuer]\nissuer = \"https://id.example\"\nkeys_dir = \"k\"\naudience = \"api\"\n\
+         [registry]\npath = \"r\"\n[guard]\ncache_capacity = {cache_capacity}\n"
+    );
+    Config::parse(Path::new("bench.toml"), &text).expect("a valid bench config")
+}
+
+pub fn client(id: &str) -> Client {
+    Client {
+        id: id.into(),
+        name: id.into(),
+        scopes: vec!["api.read".into(), "api.write".into()],
+        roles: vec!["member".into()],
+        token_lifetime: Some(Duration::from_secs(900)),
+        expires: None,
+        enabled: true,
+        tokens_not_before: None,
+        secrets: vec![Secret {
+            description: String::new(),
+            hash: String::new(),
+            expires: None,
+        }],
+    }
+}
+
+/// A key set with one fresh key of `algorithm` (kept in a temp dir for the run).
+pub fn keys(algorithm: SigningAlgorithm) -> (tempfile::TempDir, KeySet) {
+    let dir = tempfile::tempdir().unwrap();
+    keys::generate(dir.path(), algorithm).unwrap();
+    let set = KeySet::load(dir.path(), algorithm).unwrap();
+    (dir, set)
+}
+
+pub fn token(set: &KeySet, config: &Config, client: &Client) -> String {
+    let grant = Grant {
+        issuer: &config.issuer.issuer,
+        audience: &config.issuer.audience,
+        client,
+        scope: "api.read api.write".into(),
+        lifetime: Duration::from_secs(900),
+    };
+    mint(&grant, set.signing_key(), time::OffsetDateTime::now_utc())
+        .unwrap()
+        .token
+}
