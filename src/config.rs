@@ -126,7 +126,8 @@ pub struct IssuerConfig {
     pub audience: String,
     pub default_token_lifetime: Duration,
     pub lifetimes: Limits,
-    /// How many argon2id verifications run at once (each keeps one core busy).
+    /// How many argon2id verifications run at once (each keeps one core busy); half the cores
+    /// by default.
     pub secret_verify_concurrency: usize,
     /// How many token requests may wait for a verification slot before we answer 503.
     pub secret_verify_queue: usize,
@@ -328,6 +329,12 @@ pub const RESERVED_PATHS: [&str; 4] = [
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The default argon2id concurrency: a flood of token requests may keep this many cores busy
+/// hashing, and no more, so proxying keeps the rest (measured in `benches/e2e`, row 8).
+fn half_the_cores() -> usize {
+    (cores() / 2).max(1)
 }
 
 impl Config {
@@ -535,7 +542,7 @@ impl Checker<'_> {
             lifetimes,
             secret_verify_concurrency: self.positive(
                 "issuer.secret_verify_concurrency",
-                raw.secret_verify_concurrency.unwrap_or_else(cores),
+                raw.secret_verify_concurrency.unwrap_or_else(half_the_cores),
             ),
             secret_verify_queue: raw.secret_verify_queue,
             secret_cache_ttl: self.duration("issuer.secret_cache_ttl", &raw.secret_cache_ttl),
