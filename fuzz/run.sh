@@ -3,6 +3,7 @@
 #
 #   bash fuzz/run.sh            # 10 minutes per target
 #   bash fuzz/run.sh 20         # a smoke run (CI)
+#   bash fuzz/run.sh 600 request_path   # one target
 #
 # Needs a nightly toolchain (`cargo +nightly`) and cargo-fuzz; without nightly it says so and
 # exits 0, since the proptest properties in tests/ cover the same ground on stable. The
@@ -15,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-600}"
 targets=(token_request bearer_token request_path)
+if (($# > 1)); then targets=("${@:2}"); fi
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
   echo "fuzz: no nightly toolchain here; skipped (the proptest properties run on stable)"

@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""End-to-end load comparison, in one run on one machine (loopback only, bounded).
+
+    bash benches/e2e/setup.sh          # once: wrk, nginx, HAProxy, oidc-provider
+    python3 benches/e2e/run.py         # 3 rounds of 5 s per scenario: about 3 minutes
+    python3 benches/e2e/run.py 10 5    # 5 rounds of 10 s (at most 30 s and 9 rounds)
+
+With the same wrk settings (1 thread, 32 connections, keep-alive) for every row, in rounds
+that each run every row once; a row's figures are its median round (by req/s):
+  1  nginx (the upstream) directly
+  2  credgate, public route
+  3  credgate, protected route, one token (validation cache hits)
+  4  credgate, protected route, 10 000 distinct tokens in turn, validation cache off (misses)
+  5  HAProxy jwt_verify ES256 + exp check, the same 10 000 tokens
+  6  credgate token endpoint, verified-secret cache on / cold (argon2id every request)
+  7  node oidc-provider, client_credentials with ES256 JWT access tokens
+  8  credgate public route while 32 more connections flood its token endpoint with wrong
+     secrets (brute-force limits off: the worst case, an attack from many addresses)
+credgate signs with ES256 here, as HAProxy verifies. Machines are shared and noisy, so only
+the ratios between rows of the same run mean much. Every server gets both cores; wrk takes
+one of them too. Rows interleave across rounds, so a slow minute of the host hits every row.
+"""
+
+import base64
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness import BIN, build_release, free_port, new_secret, wait_port  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ISSUER = "http://credgate.bench"
+CONNECTIONS = 32
+DISTINCT_TOKENS = 10_000
+
+
+class Processes:
+    """The servers of the run; all stopped at the end, whatever happens."""
+
+    def __init__(self, home):
+        self.home = home
+        self.running = []
+
+    def start(self, name, argv, port, env=None, cwd=None):
+        log = open(os.path.join(self.home, f"{name}.log"), "w")
+        process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env={**os.environ, **(env or {})}
+        )
+        self.running.append(process)
+        wait_port(port, name)
+        return process
+
+    def stop(self):
+        for process in self.running:
+            process.terminate()
+        for process in self.running:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def credgate_config(home, name, nginx, extra_issuer="", extra_guard=""):
+    """Writes the config of one credgate instance; returns (path, port)."""
+    port = free_port()
+    path = os.path.join(home, f"{name}.toml")
+    with open(path, "w") as f:
+        f.write(
+            f'[server]\nlisten = "127.0.0.1:{port}"\ngrace_period = "1s"\n'
+            f'[issuer]\nissuer = "{ISSUER}"\nkeys_dir = "{home}/keys"\nalgorithm = "ES256"\n'
+            f'audience = "bench-api"\n{extra_issuer}\n'
+            f'[registry]\npath = "{home}/clients.toml"\n'
+            f"[guard]\n{extra_guard}\n"
+            f'[[route]]\nprefix = "/open/"\nupstream = "127.0.0.1:{nginx}"\npublic = true\n'
+            f'[[route]]\nprefix = "/api/"\nupstream = "127.0.0.1:{nginx}"\nscopes = ["api.read"]\n'
+            f'[log]\nlevel = "warn"\n'
+        )
+    return path, port
+
+
+def nginx_config(home, port):
+    path = os.path.join(home, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(
+            f"worker_processes 1;\ndaemon off;\npid {home}/nginx.pid;\n"
+            f"error_log {home}/nginx-error.log;\nevents {{ worker_connections 4096; }}\n"
+            f"http {{\n  access_log off;\n  server {{\n    listen 127.0.0.1:{port};\n"
+            f'    location / {{ return 200 "hello from the upstream\\n"; }}\n  }}\n}}\n'
+        )
+    return path
+
+
+def haproxy_config(home, port, nginx, public_key):
+    deny = "http-request return status 401 content-type application/json string"
+    body = "'{\"error\":\"invalid_token\"}'"
+    path = os.path.join(home, "haproxy.cfg")
+    with open(path, "w") as f:
+        f.write(
+            "global\n  nbthread 2\n  maxconn 4096\n"
+            "defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n"
+            "  timeout server 30s\n"
+            f"frontend bench\n  bind 127.0.0.1:{port}\n"
+            "  http-request set-var(txn.bearer) http_auth_bearer\n"
+            f"  {deny} {body} unless {{ var(txn.bearer) -m found }}\n"
+            f'  {deny} {body} unless {{ var(txn.bearer),jwt_verify("ES256","{public_key}") -m int 1 }}\n'
+            "  http-request set-var(txn.exp) var(txn.bearer),jwt_payload_query('$.exp','int')\n"
+            "  http-request set-var(txn.now) date()\n"
+            f"  {deny} {body} if {{ var(txn.exp),sub(txn.now) -m int lt 0 }}\n"
+            "  default_backend upstream\n"
+            f"backend upstream\n  server nginx 127.0.0.1:{nginx}\n"
+        )
+    return path
+
+
+def basic(client_id, secret):
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def mint_tokens(port, authorization, count):
+    """`count` distinct tokens from credgate's token endpoint, four requests at a time."""
+    tokens = []
+    lock = threading.Lock()
+
+    def worker(n):
+        for _ in range(n):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/connect/token",
+                data=b"grant_type=client_credentials",
+                headers={"Authorization": authorization},
+            )
+            with urllib.request.urlopen(request) as response:
+                token = json.load(response)["access_token"]
+            with lock:
+                tokens.append(token)
+
+    threads = [threading.Thread(target=worker, args=(count // 4,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(tokens)) == count, "tokens must be distinct"
+    return tokens
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url, seconds, script=None, env=None, connections=CONNECTIONS):
+    """Runs wrk; returns req/s, p50 and p99 in ms, and the count of non-2xx answers."""
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if script:
+        argv += ["-s", os.path.join(HERE, script)]
+    out = subprocess.run(
+        argv + [url], capture_output=True, text=True, env={**os.environ, **(env or {})}
+    ).stdout
+
+    def latency(percent):
+        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        return float(match.group(1)) * UNITS[match.group(2)] if match else float("nan")
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50": latency(50),
+        "p99": latency(99),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": errors.group(1) if errors else "",
+        "raw": out,
+    }
+
+
+def checked(number, name, result):
+    """`result` of row `number`, after making sure every request got a 2xx answer."""
+    if result["non_2xx"] or result["socket_errors"] or not result["rps"]:
+        print(result["raw"])
+        raise RuntimeError(f"row {number}: failed or refused requests")
+    result.update(number=number, name=name)
+    return result
+
+
+def median(results):
+    """The result of the median round by req/s (its latencies come with it)."""
+    return sorted(results, key=lambda r: r["rps"])[len(results) // 2]
+
+
+def run(seconds, rounds):
+    build_release()
+    home = tempfile.mkdtemp(prefix="credgate-e2e-")
+    procs = Processes(home)
+    try:
+        return scenarios(seconds, rounds, home, procs)
+    finally:
+        procs.stop()
+        print(f"logs: {home}")
+
+
+def scenarios(seconds, rounds, home, procs):
+    secret, hash_ = new_secret()
+    with open(os.path.join(home, "clients.toml"), "w") as f:
+        f.write(
+            '[[client]]\nid = "bench"\nname = "Bench"\nscopes = ["api.read"]\n'
+            f'token_lifetime = "1h"\n\n[[client.secret]]\ndescription = "bench"\nhash = "{hash_}"\n'
+        )
+    authorization = basic("bench", secret)
+
+    nginx = free_port()
+    procs.start("nginx", ["nginx", "-p", home, "-c", nginx_config(home, nginx)], nginx)
+    # The main instance: caches on, brute-force limits off (scenario 8 floods it).
+    limits_off = "failure_limit_per_client = 0\nfailure_limit_per_ip = 0"
+    main_config, main = credgate_config(home, "credgate", nginx, limits_off)
+    procs.start("credgate", [BIN, "--config", main_config, "serve"], main)
+    # The cold instance: same keys and registry, no verified-secret or validation cache.
+    cold_config, cold = credgate_config(
+        home, "credgate-cold", nginx,
+        limits_off + '\nsecret_cache_ttl = "0s"', "cache_capacity = 0",
+    )
+    procs.start("credgate-cold", [BIN, "--config", cold_config, "serve"], cold)
+
+    print(f"--- minting {DISTINCT_TOKENS} distinct tokens", flush=True)
+    tokens = mint_tokens(main, authorization, DISTINCT_TOKENS)
+    many = os.path.join(home, "tokens.txt")
+    one = os.path.join(home, "token.txt")
+    with open(many, "w") as f:
+        f.write("\n".join(tokens) + "\n")
+    with open(one, "w") as f:
+        f.write(tokens[0] + "\n")
+
+    key = next(p for p in os.listdir(os.path.join(home, "keys")) if p.endswith(".pem"))
+    public_key = os.path.join(home, "es256-public.pem")
+    subprocess.run(
+        ["openssl", "pkey", "-in", os.path.join(home, "keys", key), "-pubout", "-out", public_key],
+        check=True,
+    )
+    haproxy = free_port()
+    haproxy_cfg = haproxy_config(home, haproxy, nginx, public_key)
+    procs.start("haproxy", ["haproxy", "-db", "-f", haproxy_cfg], haproxy)
+
+    oidc = free_port()
+    procs.start(
+        "oidc-provider", ["node", "provider.mjs"], oidc,
+        env={"PORT": str(oidc), "SECRET": secret}, cwd=os.path.join(HERE, "oidc"),
+    )
+
+    bearer_one = {"TOKENS": one}
+    bearer_many = {"TOKENS": many}
+    token_env = {"BASIC": authorization}
+    wrong_env = {"BASIC": basic("bench", "wrong")}
+    plan = [
+        ("1", "nginx directly", f"http://127.0.0.1:{nginx}/x", None, None),
+        ("2", "credgate public route", f"http://127.0.0.1:{main}/open/x", None, None),
+        ("3", "credgate protected, 1 token (cache hits)",
+         f"http://127.0.0.1:{main}/api/x", "bearer.lua", bearer_one),
+        ("4", f"credgate protected, {DISTINCT_TOKENS} tokens (no cache)",
+         f"http://127.0.0.1:{cold}/api/x", "bearer.lua", bearer_many),
+        ("5", f"HAProxy jwt_verify ES256, {DISTINCT_TOKENS} tokens",
+         f"http://127.0.0.1:{haproxy}/api/x", "bearer.lua", bearer_many),
+        ("6a", "credgate token endpoint, secret cache",
+         f"http://127.0.0.1:{main}/connect/token", "token.lua", token_env),
+        ("6b", "credgate token endpoint, cold (argon2id)",
+         f"http://127.0.0.1:{cold}/connect/token", "token.lua", token_env),
+        ("7", "oidc-provider token endpoint", f"http://127.0.0.1:{oidc}/token", "token.lua",
+         token_env),
+    ]
+    results = {number: [] for number, *_ in plan}
+    results["8"] = []
+    floods = []
+    for round_ in range(1, rounds + 1):
+        print(f"--- round {round_}/{rounds}", flush=True)
+        for number, name, url, script, env in plan:
+            results[number].append(checked(number, name, wrk(url, seconds, script, env)))
+        # 8: the public route while 32 more connections flood the token endpoint.
+        flood = {}
+        flooding = threading.Thread(target=lambda: flood.update(
+            wrk(f"http://127.0.0.1:{main}/connect/token", seconds + 2, "token.lua", wrong_env)
+        ))
+        flooding.start()
+        time.sleep(1)
+        results["8"].append(checked(
+            "8", "credgate public route under a wrong-secret flood",
+            wrk(f"http://127.0.0.1:{main}/open/x", seconds),
+        ))
+        flooding.join()
+        floods.append(flood["rps"])
+    rows = [median(results[number]) for number in results]
+    eight = rows[-1]
+    print(f"the flood: {statistics.median(floods):.0f} wrong-secret requests/s answered")
+
+    report(rows, eight)
+    return 0
+
+
+def report(rows, eight):
+    by = {r["number"]: r for r in rows}
+    refs = [("2", "× row 2"), ("5", "× row 5"), ("7", "× row 7")]
+    header = f"| # | scenario | req/s | p50 ms | p99 ms | {' | '.join(n for _, n in refs)} |"
+    print()
+    print(header)
+    print("|" + "---|" * (5 + len(refs)))
+    for r in rows:
+        ratios = []
+        for ref, _ in refs:
+            base = by[ref]["rps"]
+            ratios.append(f"{r['rps'] / base:.2f}" if base else "-")
+        print(f"| {r['number']} | {r['name']} | {r['rps']:.0f} | {r['p50']:.2f} | "
+              f"{r['p99']:.2f} | {' | '.join(ratios)} |")
+    print()
+    checks = [
+        ("row 3 >= 0.90 x row 2", by["3"]["rps"] / by["2"]["rps"], 0.90),
+        ("row 3 >= 1.5 x row 5", by["3"]["rps"] / by["5"]["rps"], 1.5),
+        ("row 6a >= 3 x row 7", by["6a"]["rps"] / by["7"]["rps"], 3.0),
+    ]
+    for name, value, target in checks:
+        print(f"target {name}: {value:.2f} {'met' if value >= target else 'MISSED'}")
+    p99 = eight["p99"] / by["2"]["p99"]
+    print(f"target row 8 p99 <= 2 x row 2 p99: {p99:.2f} {'met' if p99 <= 2 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    seconds = min(int(sys.argv[1]) if len(sys.argv) > 1 else 5, 30)
+    rounds = min(int(sys.argv[2]) if len(sys.argv) > 2 else 3, 9)
+    if not all(shutil.which(tool) for tool in ("wrk", "nginx", "haproxy", "node", "openssl")):
+        sys.exit("e2e: run benches/e2e/setup.sh first (wrk, nginx, haproxy, node, openssl)")
+    sys.exit(run(seconds, rounds))
