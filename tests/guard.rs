@@ -70,11 +70,6 @@ read_timeout = "500ms"
     (gw, upstream)
 }
 
-async fn token(gw: &Gateway, client: &str) -> String {
-    let body = json(gw.token(Some((client, SECRET)), &[GRANT]).await).await;
-    body["access_token"].as_str().expect("a token").to_owned()
-}
-
 async fn get(gw: &Gateway, path: &str, token: Option<&str>) -> reqwest::Response {
     let mut request = gw.http.get(gw.url(path));
     if let Some(token) = token {
@@ -160,7 +155,7 @@ fn b64(value: &Value) -> String {
 #[tokio::test]
 async fn a_valid_token_is_forwarded_with_trusted_identity_headers() {
     let (gw, upstream) = setup().await;
-    let token = token(&gw, "reader").await;
+    let token = gw.access_token("reader", SECRET).await;
     let response = gw
         .http
         .get(gw.url("/api/items/7?sort=desc&x=%20y"))
@@ -197,7 +192,7 @@ async fn a_valid_token_is_forwarded_with_trusted_identity_headers() {
 #[tokio::test]
 async fn keep_authorization_forwards_the_token() {
     let (gw, upstream) = setup().await;
-    let token = token(&gw, "reader").await;
+    let token = gw.access_token("reader", SECRET).await;
     assert_eq!(get(&gw, "/keep/x", Some(&token)).await.status(), 200);
     let seen = upstream.seen();
     assert_eq!(seen[0].headers["authorization"], format!("Bearer {token}"));
@@ -222,8 +217,8 @@ async fn a_public_route_needs_no_token_and_gets_no_identity() {
 #[tokio::test]
 async fn the_longest_prefix_decides_the_policy() {
     let (gw, upstream) = setup().await;
-    let reader = token(&gw, "reader").await;
-    let writer = token(&gw, "writer").await;
+    let reader = gw.access_token("reader", SECRET).await;
+    let writer = gw.access_token("writer", SECRET).await;
     assert_eq!(
         get(&gw, "/api/admin/users", Some(&writer)).await.status(),
         200
@@ -278,7 +273,7 @@ async fn a_malformed_token_is_invalid_token() {
 #[tokio::test]
 async fn several_authorization_headers_are_invalid_request() {
     let (gw, upstream) = setup().await;
-    let token = token(&gw, "reader").await;
+    let token = gw.access_token("reader", SECRET).await;
     let doubled = gw
         .http
         .get(gw.url("/api/x"))
@@ -293,7 +288,7 @@ async fn several_authorization_headers_are_invalid_request() {
 #[tokio::test]
 async fn a_bad_signature_is_invalid_token() {
     let (gw, upstream) = setup().await;
-    let token = token(&gw, "reader").await;
+    let token = gw.access_token("reader", SECRET).await;
     let (rest, signature) = token.rsplit_once('.').unwrap();
     let flipped = if signature.starts_with('A') { "B" } else { "A" };
     let tampered = format!("{rest}.{flipped}{}", &signature[1..]);
@@ -389,7 +384,7 @@ async fn a_token_without_typ_at_jwt_is_invalid_token() {
 #[tokio::test]
 async fn insufficient_scope_and_missing_role_are_403() {
     let (gw, upstream) = setup().await;
-    let nobody = token(&gw, "nobody").await;
+    let nobody = gw.access_token("nobody", SECRET).await;
     let response = get(&gw, "/api/x", Some(&nobody)).await;
     let challenge = response.headers()["www-authenticate"]
         .to_str()
@@ -407,7 +402,7 @@ async fn insufficient_scope_and_missing_role_are_403() {
 #[tokio::test]
 async fn a_disabled_client_loses_its_cached_token_at_the_next_request() {
     let (gw, upstream) = setup().await;
-    let token = token(&gw, "reader").await;
+    let token = gw.access_token("reader", SECRET).await;
     assert_eq!(
         get(&gw, "/api/x", Some(&token)).await.status(),
         200,
@@ -428,7 +423,7 @@ async fn a_disabled_client_loses_its_cached_token_at_the_next_request() {
 #[tokio::test]
 async fn revoked_tokens_stop_working_and_new_ones_do() {
     let (gw, upstream) = setup().await;
-    let old = token(&gw, "reader").await;
+    let old = gw.access_token("reader", SECRET).await;
     assert_eq!(get(&gw, "/api/x", Some(&old)).await.status(), 200);
     assert!(gw
         .cli(&["client", "revoke-tokens", "reader"])
@@ -443,7 +438,7 @@ async fn revoked_tokens_stop_working_and_new_ones_do() {
     assert_eq!(response.status(), 401);
     // Revocation reaches to the start of the next second; tokens minted after it work.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let fresh = token(&gw, "reader").await;
+    let fresh = gw.access_token("reader", SECRET).await;
     assert_eq!(get(&gw, "/api/x", Some(&fresh)).await.status(), 200);
     assert_eq!(upstream.seen().len(), 2);
 }
@@ -472,7 +467,7 @@ async fn a_cached_token_never_outlives_its_exp() {
 #[tokio::test]
 async fn an_invalid_registry_reload_keeps_the_previous_registry() {
     let (gw, _upstream) = setup().await;
-    let token = token(&gw, "reader").await;
+    let token = gw.access_token("reader", SECRET).await;
     std::fs::write(
         gw.home.join("clients.toml"),
         "[[client]]\nid = \"broken\"\n",
@@ -553,7 +548,7 @@ async fn raw_get(gw: &Gateway, path: &str) -> u16 {
 #[tokio::test]
 async fn a_down_upstream_is_502_json_and_recovery_needs_nothing() {
     let (gw, upstream) = setup().await;
-    let token = token(&gw, "reader").await;
+    let token = gw.access_token("reader", SECRET).await;
     assert_eq!(get(&gw, "/api/x", Some(&token)).await.status(), 200);
     let addr = upstream.stop();
     let response = get(&gw, "/api/x", Some(&token)).await;
@@ -572,7 +567,7 @@ async fn a_down_upstream_is_502_json_and_recovery_needs_nothing() {
 #[tokio::test]
 async fn a_slow_upstream_is_504_json() {
     let (gw, _upstream) = setup().await;
-    let token = token(&gw, "reader").await;
+    let token = gw.access_token("reader", SECRET).await;
     let response = get(&gw, "/slow/x", Some(&token)).await;
     assert_eq!(response.status(), 504);
     assert_eq!(response.headers()["connection"], "close");
@@ -608,7 +603,7 @@ sni = "other.test"
 "#
         ))
         .start();
-    let token = token(&gw, "reader").await;
+    let token = gw.access_token("reader", SECRET).await;
     let status = get(&gw, "/secure/x", Some(&token)).await.status();
     assert_eq!(status, 200, "{}", gw.log());
     let seen = upstream.seen();
@@ -634,7 +629,7 @@ async fn introspect(gw: &Gateway, caller: Option<(&str, &str)>, token: &str) -> 
 #[tokio::test]
 async fn introspection_reports_active_tokens() {
     let (gw, _upstream) = setup().await;
-    let token = token(&gw, "reader").await;
+    let token = gw.access_token("reader", SECRET).await;
     let response = introspect(&gw, Some(("writer", SECRET)), &token).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
@@ -663,7 +658,7 @@ async fn introspection_reports_invalid_tokens_as_inactive() {
 #[tokio::test]
 async fn introspection_requires_an_authenticated_caller() {
     let (gw, _upstream) = setup().await;
-    let token = token(&gw, "reader").await;
+    let token = gw.access_token("reader", SECRET).await;
     common::assert_oauth_error(
         introspect(&gw, None, &token).await,
         401,

@@ -274,29 +274,15 @@ fn kid(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
 
-async fn access_token(gw: &Gateway) -> String {
-    json(gw.token(Some(("app", SECRET)), &[GRANT]).await).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn api_status(gw: &Gateway, token: &str) -> u16 {
-    gw.http
-        .get(gw.url("/api/x"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test]
 async fn a_key_rotation_keeps_old_tokens_valid_and_a_removed_key_stops_verifying() {
     let (gw, _upstream) = setup("", "info").await;
-    let before = access_token(&gw).await;
-    assert_eq!(api_status(&gw, &before).await, 200, "verified and cached");
+    let before = gw.access_token("app", SECRET).await;
+    assert_eq!(
+        gw.bearer_status("/api/x", &before).await,
+        200,
+        "verified and cached"
+    );
 
     let rotated = gw.cli(&["keys", "rotate"]);
     let out = String::from_utf8_lossy(&rotated.stdout);
@@ -306,7 +292,7 @@ async fn a_key_rotation_keeps_old_tokens_valid_and_a_removed_key_stops_verifying
     );
     gw.wait_for_log("keys reloaded", 1);
 
-    let after = access_token(&gw).await;
+    let after = gw.access_token("app", SECRET).await;
     assert_ne!(kid(&before), kid(&after), "the new key signs");
     let jwks = gw.get_json("/.well-known/jwks.json").await;
     let kids: Vec<&str> = jwks["keys"]
@@ -320,11 +306,11 @@ async fn a_key_rotation_keeps_old_tokens_valid_and_a_removed_key_stops_verifying
         "{kids:?}"
     );
     assert_eq!(
-        api_status(&gw, &before).await,
+        gw.bearer_status("/api/x", &before).await,
         200,
         "the old key still verifies"
     );
-    assert_eq!(api_status(&gw, &after).await, 200);
+    assert_eq!(gw.bearer_status("/api/x", &after).await, 200);
 
     // Removing the old key file ends its tokens at once, cached or not.
     let old = std::fs::read_dir(gw.home.join("keys"))
@@ -334,8 +320,8 @@ async fn a_key_rotation_keeps_old_tokens_valid_and_a_removed_key_stops_verifying
         .expect("the old key file");
     std::fs::remove_file(old).unwrap();
     gw.wait_for_log("keys reloaded", 2);
-    assert_eq!(api_status(&gw, &before).await, 401);
-    assert_eq!(api_status(&gw, &after).await, 200);
+    assert_eq!(gw.bearer_status("/api/x", &before).await, 401);
+    assert_eq!(gw.bearer_status("/api/x", &after).await, 200);
 }
 
 /// A self-signed certificate for `localhost`: (cert PEM, key PEM, cert DER to trust).

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::upstream::Upstream;
-use common::{client_toml, json, Gateway, Setup};
+use common::{client_toml, Setup};
 
 const SECRET: &str = "reload-secret";
 const GRANT: (&str, &str) = ("grant_type", "client_credentials");
@@ -110,8 +110,8 @@ async fn reload_under_load(layout: Layout) {
             .registry_path(&registry_path)
             .start(),
     );
-    let stable = token(&gw, "stable").await;
-    let victim = token(&gw, "victim").await;
+    let stable = gw.access_token("stable", SECRET).await;
+    let victim = gw.access_token("victim", SECRET).await;
 
     let running = Arc::new(AtomicBool::new(true));
     let failures = Arc::new(AtomicUsize::new(0));
@@ -210,11 +210,6 @@ async fn reload_under_load(layout: Layout) {
         "{layout:?}: {} requests, 0 failed; disabled client refused after {took:?}",
         requests.load(Ordering::Relaxed)
     );
-}
-
-async fn token(gw: &Gateway, client: &str) -> String {
-    let body = json(gw.token(Some((client, SECRET)), &[GRANT]).await).await;
-    body["access_token"].as_str().expect("a token").to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::upstream::Upstream;
-use common::{client_toml, json, Gateway, Setup};
+use common::{client_toml, Gateway, Setup};
 
 const SECRET: &str = "scale-out-secret-1234";
 const GRANT: (&str, &str) = ("grant_type", "client_credentials");
@@ -21,26 +21,6 @@ fn instance(registry: &std::path::Path, keys: &std::path::Path, upstream: &Upstr
     setup.issuer_url = Some(ISSUER.into());
     setup.keys_dir = Some(keys.to_path_buf());
     setup.start()
-}
-
-async fn token(gw: &Gateway) -> String {
-    let response = gw.token(Some(("app", SECRET)), &[GRANT]).await;
-    assert_eq!(response.status(), 200);
-    json(response).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn api_status(gw: &Gateway, token: &str) -> u16 {
-    gw.http
-        .get(gw.url("/api/orders"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 #[tokio::test]
@@ -63,11 +43,11 @@ async fn two_instances_share_tokens_and_a_disable_reaches_both_within_a_second()
         "one key set"
     );
 
-    let from_a = token(&a).await;
-    let from_b = token(&b).await;
+    let from_a = a.access_token("app", SECRET).await;
+    let from_b = b.access_token("app", SECRET).await;
     for gw in [&a, &b] {
         for token in [&from_a, &from_b] {
-            assert_eq!(api_status(gw, token).await, 200);
+            assert_eq!(gw.bearer_status("/api/orders", token).await, 200);
         }
     }
     assert_eq!(upstream.seen().len(), 4);
@@ -76,7 +56,7 @@ async fn two_instances_share_tokens_and_a_disable_reaches_both_within_a_second()
     assert!(output.status.success(), "{output:?}");
     let disabled = Instant::now();
     for gw in [&a, &b] {
-        while api_status(gw, &from_a).await != 401 {
+        while gw.bearer_status("/api/orders", &from_a).await != 401 {
             assert!(
                 disabled.elapsed() < Duration::from_secs(1),
                 "an instance still admits the disabled client after 1 s"
@@ -85,7 +65,7 @@ async fn two_instances_share_tokens_and_a_disable_reaches_both_within_a_second()
         }
     }
     for gw in [&a, &b] {
-        assert_eq!(api_status(gw, &from_b).await, 401);
+        assert_eq!(gw.bearer_status("/api/orders", &from_b).await, 401);
         let refused = gw.token(Some(("app", SECRET)), &[GRANT]).await;
         assert_eq!(refused.status(), 401);
     }

@@ -233,6 +233,23 @@ impl Gateway {
         parse_metrics(&response.text().await.unwrap())
     }
 
+    /// A token for `client` (HTTP Basic with `secret`); panics unless one is issued.
+    pub async fn access_token(&self, client: &str, secret: &str) -> String {
+        let grant = [("grant_type", "client_credentials")];
+        let response = self.token(Some((client, secret)), &grant).await;
+        assert_eq!(response.status(), 200, "a token for {client}");
+        json(response).await["access_token"]
+            .as_str()
+            .expect("a token")
+            .to_owned()
+    }
+
+    /// The status of `GET path` with `token` as the bearer token.
+    pub async fn bearer_status(&self, path: &str, token: &str) -> u16 {
+        let request = self.http.get(self.url(path)).bearer_auth(token);
+        request.send().await.unwrap().status().as_u16()
+    }
+
     /// GETs `path` from the main listener and returns its JSON body.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         json(self.http.get(self.url(path)).send().await.expect("GET")).await
