@@ -63,16 +63,20 @@ pub fn read_sources(path: &Path) -> Result<Vec<Source>, Problems> {
 pub fn validate(sources: &[Source], limits: &Limits) -> Result<Registry, Problems> {
     let mut problems = Problems::default();
     let mut clients = Vec::new();
-    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    let mut seen: HashMap<String, String> = HashMap::new();
     for source in sources {
-        for client in parse_file(source, limits, &mut problems) {
+        for (client, line) in parse_file(source, limits, &mut problems) {
             if let Some(first) = seen.get(&client.id) {
                 let field = format!("client {:?}.id", client.id);
-                let message = format!("duplicate id; already defined in {}", first.display());
-                problems.push(&source.path, field, message);
+                let message = format!("duplicate id; already defined at {first}");
+                problems.push_at(&source.path, line, field, message);
                 continue;
             }
-            seen.insert(client.id.clone(), source.path.clone());
+            let place = match line {
+                Some(line) => format!("{}:{line}", source.path.display()),
+                None => source.path.display().to_string(),
+            };
+            seen.insert(client.id.clone(), place);
             clients.push(client);
         }
     }
@@ -141,7 +145,12 @@ pub fn is_valid_scope_token(token: &str) -> bool {
             .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
-fn parse_file(source: &Source, limits: &Limits, problems: &mut Problems) -> Vec<Client> {
+/// The valid clients of one file, each with the line of its `[[client]]` table.
+fn parse_file(
+    source: &Source,
+    limits: &Limits,
+    problems: &mut Problems,
+) -> Vec<(Client, Option<usize>)> {
     let raw: RawFile = match toml::from_str(&source.text) {
         Ok(raw) => raw,
         Err(e) => {
@@ -161,7 +170,7 @@ fn parse_file(source: &Source, limits: &Limits, problems: &mut Problems) -> Vec<
         .enumerate()
         .filter_map(|(i, c)| {
             check.line = lines.get(i).copied();
-            check.client(i, c)
+            check.client(i, c).map(|client| (client, check.line))
         })
         .collect()
 }
@@ -480,7 +489,7 @@ mod tests {
         let problems = validate(&sources, &limits()).unwrap_err().to_string();
         assert_eq!(
             problems,
-            "two.toml: client \"a\".id: duplicate id; already defined in one.toml"
+            "two.toml:1: client \"a\".id: duplicate id; already defined at one.toml:1"
         );
     }
 
