@@ -209,6 +209,8 @@ def soak(seconds, port, admin, registry, hash_, secret, pid):
         f"RSS MiB: start {rss[0] / 1024:.1f}, after warm-up {settled[0] / 1024:.1f}, "
         f"max {max(rss) / 1024:.1f}, end {rss[-1] / 1024:.1f} ({growth:+.1%} after warm-up)"
     )
+    trajectory = ", ".join(f"{r / 1024:.0f}" for r in rss[:: max(1, len(rss) // 10)])
+    print(f"RSS MiB every {max(1, len(rss) // 10)} s: {trajectory}")
     print(f"unexpected statuses: {len(unexpected)}; failed requests: {len(failures)}")
     for line in (unexpected + failures)[:20]:
         print(f"  {line}")
