@@ -188,9 +188,22 @@ fn check_reports_every_problem_with_file_and_field() {
     let errors = String::from_utf8_lossy(&output.stderr);
     let file = dir.path().join("clients.toml").display().to_string();
     let text = std::fs::read_to_string(dir.path().join("clients.toml")).unwrap();
-    let bad_line = text.lines().position(|l| l == "id = \"bad\"").unwrap(); // the line after [[client]]
+    // Each position is that of the line after [[client]], i.e. the table's line number.
+    let client_line = |id: &str| -> Vec<usize> {
+        let line = format!("id = \"{id}\"");
+        (text.lines().enumerate())
+            .filter(|(_, l)| *l == line)
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let bad_line = client_line("bad")[0];
+    let [first_ok, second_ok] = client_line("ok")[..] else {
+        panic!("the registry defines \"ok\" twice");
+    };
     for needle in [
-        format!("{file}: client \"ok\".id: duplicate id"),
+        format!(
+            "{file}:{second_ok}: client \"ok\".id: duplicate id; already defined at {file}:{first_ok}"
+        ),
         format!("{file}:{bad_line}: client \"bad\".token_lifetime: 3h is longer"),
         format!("{file}:{bad_line}: client \"bad\".expires: \"someday\" is not a date"),
         "3 problem(s) found".to_string(),
