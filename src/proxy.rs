@@ -368,6 +368,13 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// What Pingora's own error lines name the request by. Its default carries the raw target,
+    /// query string included, where a client may have put a secret or a token.
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        format!("{} {}", req.method, req.uri.path())
+    }
+
     /// One line per request: never a query string, header, secret or token; the client id only
     /// once verified.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
