@@ -83,6 +83,28 @@ async fn failures_on_one_client_id_throttle_it_without_argon2_until_the_window_e
     assert_eq!(status(&gw, "app", SECRET).await, 200, "the window ended");
 }
 
+/// Guesses sent at once are counted while they wait for argon2, so a burst cannot overrun
+/// the limit before the first failure is recorded.
+#[tokio::test]
+async fn a_burst_of_concurrent_guesses_gets_no_more_than_the_limit() {
+    let gw = std::sync::Arc::new(gateway(3, 0, "1m"));
+    let before = verifications(&gw).await;
+    let guesses: Vec<_> = (0..20)
+        .map(|_| {
+            let gw = gw.clone();
+            tokio::spawn(async move { status(&gw, "app", "guess").await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.unwrap());
+    }
+    let tried = statuses.iter().filter(|s| **s == 401).count();
+    assert!(tried <= 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 20 - tried);
+    assert!(verifications(&gw).await - before <= 3.0);
+}
+
 #[tokio::test]
 async fn unknown_ids_count_too_so_a_spray_is_throttled_per_id() {
     let gw = gateway(2, 0, "1m");

@@ -12,6 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "s3cret-for-tests";
 const GRANT: (&str, &str) = ("grant_type", "client_credentials");
+/// `[issuer]` lines turning the brute-force limits off, for tests about something else.
+const NO_FAILURE_LIMITS: &str = "failure_limit_per_client = 0\nfailure_limit_per_ip = 0";
 
 fn registry() -> String {
     [
@@ -370,9 +372,7 @@ async fn a_disabled_client_is_invalid_client() {
 #[tokio::test]
 async fn unknown_clients_cost_as_much_time_as_wrong_secrets() {
     // Twenty-two failures in a row would trip the brute-force limits.
-    let gw = Setup::new(registry())
-        .issuer("failure_limit_per_client = 0\nfailure_limit_per_ip = 0")
-        .start();
+    let gw = Setup::new(registry()).issuer(NO_FAILURE_LIMITS).start();
     let time = |id: &'static str| {
         let gw = &gw;
         async move {
@@ -401,6 +401,7 @@ async fn unknown_clients_cost_as_much_time_as_wrong_secrets() {
 async fn a_full_verification_queue_answers_503_with_retry_after() {
     let gw = Setup::new(registry())
         .issuer("secret_verify_concurrency = 1\nsecret_verify_queue = 1\nsecret_cache_ttl = \"0s\"")
+        .issuer(NO_FAILURE_LIMITS)
         .start();
     let mut ok = 0;
     let mut refused = 0;
@@ -438,9 +439,11 @@ fn concurrent_tokens(
 /// distort what it measures; like a Kubernetes probe it opens a new connection every time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_token_requests_succeed_while_healthz_stays_fast() {
-    // Without the verified-secret cache every one of the hundred runs argon2.
+    // Without the verified-secret cache every one of the hundred runs argon2; without the
+    // brute-force limits all hundred are admitted at once (they allow ten in flight).
     let gw = Setup::new(registry())
         .issuer("secret_cache_ttl = \"0s\"")
+        .issuer(NO_FAILURE_LIMITS)
         .start();
     let gw = std::sync::Arc::new(gw);
     let admin = gw.admin.trim_start_matches("http://").to_owned();

@@ -104,16 +104,18 @@ impl Issuer {
     }
 
     /// Runs argon2id against `client`'s secrets (a dummy hash when there is no such client),
-    /// unless the caller has used up its failed attempts; counts a failure, remembers a match.
+    /// unless the caller has used up its attempts; counts a failure, remembers a match. An
+    /// overloaded verifier (503) counts as neither.
     async fn verify(
         &self,
         client: Option<&Arc<Client>>,
         credentials: Credentials,
         peer: Option<IpAddr>,
     ) -> Result<Option<usize>, OAuthError> {
-        if let Some(wait) = self.throttle.check(&credentials.client_id, peer) {
-            return Err(OAuthError::slow_down(wait));
-        }
+        let attempt = self
+            .throttle
+            .begin(&credentials.client_id, peer)
+            .map_err(OAuthError::slow_down)?;
         let hashes = client.map_or_else(Vec::new, |c| {
             c.secrets.iter().map(|s| s.hash.clone()).collect()
         });
@@ -125,7 +127,7 @@ impl Issuer {
             .map_err(|_| OAuthError::temporarily_unavailable())?;
         match (client, matched) {
             (Some(client), Some(index)) => self.verified.remember(client, &secret, index),
-            _ => self.throttle.record_failure(&credentials.client_id, peer),
+            _ => attempt.failed(),
         }
         Ok(matched)
     }
