@@ -42,14 +42,7 @@ async fn metrics_count_exactly_what_was_sent() {
         400
     );
     for _ in 0..4 {
-        let r = gw
-            .http
-            .get(gw.url("/api/x"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(gw.bearer_status("/api/x", &token).await, 200);
     }
     assert_eq!(
         gw.http.get(gw.url("/api/x")).send().await.unwrap().status(),

@@ -165,15 +165,7 @@ async fn reload_under_load(layout: Layout) {
     publish(layout, mount.path(), 51, &version(51, false, &hashes));
     let changed = Instant::now();
     loop {
-        let status = gw
-            .http
-            .get(gw.url("/api/x"))
-            .bearer_auth(&victim)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        if status == 401 {
+        if gw.bearer_status("/api/x", &victim).await == 401 {
             break;
         }
         assert!(
