@@ -1,4 +1,5 @@
-//! Bounds on a request head, checked before anything of it is interpreted.
+//! Bounds on a request head, and the rules of RFC 9112 it must meet, checked before anything
+//! of it is interpreted.
 //!
 //! Pingora's own HTTP/1 parser stops at 256 headers and 1 MiB of head; a gateway in front of
 //! customers' APIs needs far less, and a tighter bound keeps every later step (routing, bearer
@@ -9,7 +10,8 @@ use pingora::http::RequestHeader;
 
 use crate::reply::{self, Reply};
 
-/// The longest request target (path and query) accepted.
+/// The longest request target accepted, as sent: path and query, plus scheme and authority
+/// when the target is in absolute form (`GET http://host/path`, RFC 9112 §3.2.2).
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// The most header fields accepted.
 pub const MAX_HEADERS: usize = 100;
@@ -18,18 +20,17 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// Why a request head was refused, and the reply that says so.
 pub struct Refusal {
+    /// The request's endpoint label in logs and metrics: `too_large` or `invalid_head`.
+    pub endpoint: &'static str,
     /// The log and metrics outcome.
     pub outcome: &'static str,
     pub reply: Reply,
 }
 
-/// The refusal of a head whose target or headers exceed the bounds; `None` when it is fine.
+/// The refusal of a head whose target or headers exceed the bounds, or that lacks a single
+/// `Host`; `None` when it is fine.
 pub fn check(head: &RequestHeader) -> Option<Refusal> {
-    let uri = head
-        .uri
-        .path_and_query()
-        .map_or(0, |target| target.as_str().len());
-    if uri > MAX_URI_BYTES {
+    if target_len(head) > MAX_URI_BYTES {
         return Some(refuse(
             StatusCode::URI_TOO_LONG,
             "uri_too_long",
@@ -55,11 +56,37 @@ pub fn check(head: &RequestHeader) -> Option<Refusal> {
             &format!("the header fields exceed {MAX_HEADER_BYTES} bytes"),
         ));
     }
+    host_rule(head)
+}
+
+/// The length of the request target as the client sent it (Pingora keeps an absolute-form
+/// target verbatim, and forwards it so).
+fn target_len(head: &RequestHeader) -> usize {
+    head.raw_path().len()
+}
+
+/// RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without a `Host` field, and
+/// to any request with more than one. Without this, a request with no `Host` reaches the
+/// upstream with none, and two `Host` lines can be read differently by credgate and by it.
+fn host_rule(head: &RequestHeader) -> Option<Refusal> {
+    let hosts = head.headers.get_all(http::header::HOST).iter().count();
+    let missing = hosts == 0 && head.version == http::Version::HTTP_11;
+    if missing || hosts > 1 {
+        let description = if missing {
+            "an HTTP/1.1 request needs a Host header"
+        } else {
+            "more than one Host header"
+        };
+        let mut refusal = refuse(StatusCode::BAD_REQUEST, "invalid_host", description);
+        refusal.endpoint = "invalid_head";
+        return Some(refusal);
+    }
     None
 }
 
 fn refuse(status: StatusCode, outcome: &'static str, description: &str) -> Refusal {
     Refusal {
+        endpoint: "too_large",
         outcome,
         reply: reply::error(status, "invalid_request", description),
     }
@@ -71,6 +98,7 @@ mod tests {
 
     fn head(target: &str, headers: &[(String, String)]) -> RequestHeader {
         let mut head = RequestHeader::build("GET", target.as_bytes(), None).unwrap();
+        head.append_header("host", "h").unwrap();
         for (name, value) in headers {
             head.append_header(name.clone(), value.as_str()).unwrap();
         }
@@ -90,13 +118,31 @@ mod tests {
     }
 
     #[test]
+    fn an_absolute_target_counts_its_host() {
+        let host = "h".repeat(MAX_URI_BYTES);
+        let target = format!("http://{host}/public/x");
+        assert_eq!(outcome(&head(&target, &[])), Some((414, "uri_too_long")));
+        assert_eq!(outcome(&head("http://example.com/public/x", &[])), None);
+    }
+
+    #[test]
+    fn http11_needs_exactly_one_host() {
+        let mut none = RequestHeader::build("GET", b"/", None).unwrap();
+        assert_eq!(outcome(&none), Some((400, "invalid_host")));
+        none.set_version(http::Version::HTTP_10);
+        assert_eq!(outcome(&none), None, "HTTP/1.0 may omit Host");
+        let two = head("/", &[("host".into(), "other".into())]);
+        assert_eq!(outcome(&two), Some((400, "invalid_host")));
+    }
+
+    #[test]
     fn too_many_header_fields_are_431() {
         let fields = |n: usize| -> Vec<(String, String)> {
             (0..n).map(|i| (format!("x-h{i}"), "v".into())).collect()
         };
-        assert_eq!(outcome(&head("/", &fields(MAX_HEADERS))), None);
+        assert_eq!(outcome(&head("/", &fields(MAX_HEADERS - 1))), None);
         assert_eq!(
-            outcome(&head("/", &fields(MAX_HEADERS + 1))),
+            outcome(&head("/", &fields(MAX_HEADERS))),
             Some((431, "headers_too_large"))
         );
     }
@@ -104,9 +150,10 @@ mod tests {
     #[test]
     fn too_many_header_bytes_are_431() {
         let big = |n: usize| vec![("x-big".to_owned(), "v".repeat(n))];
-        assert_eq!(outcome(&head("/", &big(MAX_HEADER_BYTES - 5))), None);
+        // "host" + "h" take 5 of the bytes.
+        assert_eq!(outcome(&head("/", &big(MAX_HEADER_BYTES - 10))), None);
         assert_eq!(
-            outcome(&head("/", &big(MAX_HEADER_BYTES - 4))),
+            outcome(&head("/", &big(MAX_HEADER_BYTES - 9))),
             Some((431, "headers_too_large"))
         );
     }

@@ -106,6 +106,8 @@ pub struct ServerConfig {
     pub upstream_ca_file: Option<PathBuf>,
     /// Serve HTTPS on `listen` with this certificate (reloaded when the files change).
     pub tls: Option<TlsFiles>,
+    /// Drop every inbound header whose name has an `_` (see [`crate::forwarded`]).
+    pub drop_underscore_headers: bool,
 }
 
 /// A PEM certificate chain and its private key.
@@ -236,6 +238,12 @@ struct RawServer {
     upstream_ca_file: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    #[serde(default = "drop_underscore_headers_by_default")]
+    drop_underscore_headers: bool,
+}
+
+fn drop_underscore_headers_by_default() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -384,6 +392,7 @@ impl Checker<'_> {
                     None
                 }
             },
+            drop_underscore_headers: raw.server.drop_underscore_headers,
         };
         if let Some(file) = &server.upstream_ca_file {
             if !file.is_file() {

@@ -7,6 +7,7 @@
 pub mod bounds;
 pub mod cli;
 pub mod config;
+pub mod forwarded;
 pub mod guard;
 pub mod issuer;
 pub mod live;

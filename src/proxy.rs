@@ -15,6 +15,8 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorSource;
 
 use crate::bounds;
+use crate::config::ServerConfig;
+use crate::forwarded;
 use crate::guard::verify::Identity;
 use crate::guard::Guard;
 use crate::issuer::error::OAuthError;
@@ -28,8 +30,7 @@ use crate::routes::{Endpoint, Route, RouteTable};
 /// How long a client may stall while sending a token or introspection request body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Headers only credgate may set; inbound copies are removed so clients cannot spoof them.
-const IDENTITY_PREFIX: &str = "x-credgate-";
+/// Headers only credgate sets (inbound look-alikes are removed by [`forwarded::strip_inbound`]).
 static CLIENT_ID: HeaderName = HeaderName::from_static("x-credgate-client-id");
 static SCOPE: HeaderName = HeaderName::from_static("x-credgate-scope");
 static ROLES: HeaderName = HeaderName::from_static("x-credgate-roles");
@@ -41,6 +42,7 @@ pub struct Gateway {
     issuer: Arc<Issuer>,
     guard: Arc<Guard>,
     client_timeout: Duration,
+    drop_underscore_headers: bool,
 }
 
 /// Per-request state: where the request went, who the caller is, and what came of it.
@@ -72,13 +74,14 @@ impl Gateway {
         routes: RouteTable,
         issuer: Arc<Issuer>,
         guard: Arc<Guard>,
-        client_timeout: Duration,
+        server: &ServerConfig,
     ) -> Self {
         Gateway {
             routes,
             issuer,
             guard,
-            client_timeout,
+            client_timeout: server.client_timeout,
+            drop_underscore_headers: server.drop_underscore_headers,
         }
     }
 
@@ -199,7 +202,7 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         self.bound_client_silence(session);
         if let Some(refusal) = bounds::check(session.req_header()) {
-            (ctx.endpoint, ctx.outcome) = ("too_large", refusal.outcome);
+            (ctx.endpoint, ctx.outcome) = (refusal.endpoint, refusal.outcome);
             session.set_keepalive(None);
             reply::write(session, refusal.reply).await?;
             return Ok(true);
@@ -264,15 +267,8 @@ impl ProxyHttp for Gateway {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let spoofed: Vec<HeaderName> = upstream
-            .headers
-            .keys()
-            .filter(|name| name.as_str().starts_with(IDENTITY_PREFIX))
-            .cloned()
-            .collect();
-        for name in &spoofed {
-            upstream.remove_header(name);
-        }
+        forwarded::strip_inbound(upstream, self.drop_underscore_headers);
+        forwarded::reconcile_content_length(upstream);
         if !ctx.route.as_ref().is_some_and(|r| r.keep_authorization) {
             upstream.remove_header(&header::AUTHORIZATION);
         }

@@ -90,7 +90,7 @@ pub fn serve(config: Config) -> Result<(), Problems> {
 
     let mut main = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(routes, issuer, guard, config.server.client_timeout),
+        Gateway::new(routes, issuer, guard, &config.server),
         "credgate",
     );
     let listen = config.server.listen.to_string();

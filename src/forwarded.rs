@@ -1,0 +1,150 @@
+//! What credgate asserts to an upstream, and the removal of every inbound header that could pose
+//! as it.
+//!
+//! credgate owns the identity headers (`x-credgate-*`) and the forwarding headers
+//! (`x-forwarded-for`, `x-forwarded-proto`). A client must never be able to set them, under any
+//! spelling an upstream might read as the same name: CGI (RFC 3875 §4.1.18) and everything built
+//! on it — WSGI, PHP, Rack — map `-` and `_` to the same `HTTP_*` variable, so
+//! `x_credgate_client_id` reaches a Python or PHP upstream as `HTTP_X_CREDGATE_CLIENT_ID`, and
+//! read first, before the value credgate adds. Header names are already lower case in the
+//! `http` crate; comparing with `_` folded to `-` closes the rest.
+
+use http::{header, HeaderName};
+use pingora::http::RequestHeader;
+
+/// The prefix of credgate's identity headers: every inbound one is removed.
+const OWNED_PREFIX: &str = "x-credgate-";
+/// Forwarding headers credgate writes itself: `x-forwarded-for` is appended to (proxies chain
+/// it) and `x-forwarded-proto` replaced, so only their look-alike spellings are removed.
+const OWNED_NAMES: [&str; 2] = ["x-forwarded-for", "x-forwarded-proto"];
+
+/// Whether an inbound header `name` (lower case, as the `http` crate keeps it) must not reach
+/// the upstream: any spelling of an identity header, or an `_` spelling of a forwarding header
+/// that a CGI-style upstream would read as the real one.
+pub fn poses_as_owned(name: &str) -> bool {
+    let folded = |b: u8| if b == b'_' { b'-' } else { b };
+    let starts_with = |prefix: &str| {
+        name.len() >= prefix.len()
+            && name
+                .bytes()
+                .zip(prefix.bytes())
+                .all(|(a, b)| folded(a) == b)
+    };
+    starts_with(OWNED_PREFIX)
+        || (name.contains('_')
+            && OWNED_NAMES
+                .iter()
+                .any(|owned| name.len() == owned.len() && starts_with(owned)))
+}
+
+/// Removes from the upstream request every header a client may not send on: those that pose as
+/// credgate's own, and — when `drop_underscores` (the default, as nginx's
+/// `underscores_in_headers off`) — every name with an `_`, which CGI-style upstreams cannot tell
+/// from its `-` twin.
+pub fn strip_inbound(upstream: &mut RequestHeader, drop_underscores: bool) {
+    let refused: Vec<HeaderName> = upstream
+        .headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str();
+            poses_as_owned(name) || (drop_underscores && name.contains('_'))
+        })
+        .cloned()
+        .collect();
+    for name in &refused {
+        upstream.remove_header(name);
+    }
+}
+
+/// Forwards one `Content-Length` value where the client sent identical duplicates (`5, 5`, or
+/// two `Content-Length: 5` lines). RFC 9110 §8.6 lets a recipient accept those as one value but
+/// requires it to send one: an upstream that reads the first and a cache that reads the last
+/// must never be able to disagree. Pingora has already refused differing values.
+pub fn reconcile_content_length(upstream: &mut RequestHeader) {
+    let mut values = upstream.headers.get_all(header::CONTENT_LENGTH).iter();
+    let (Some(first), second) = (values.next(), values.next()) else {
+        return;
+    };
+    if second.is_none() && !first.as_bytes().contains(&b',') {
+        return;
+    }
+    let single = first
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_owned());
+    if let Some(single) = single {
+        // Cannot fail: the value is a run of digits Pingora has already parsed.
+        let _ = upstream.insert_header(header::CONTENT_LENGTH, single);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_of_an_owned_name_is_caught() {
+        for name in [
+            "x-credgate-client-id",
+            "x_credgate_client_id",
+            "x-credgate_roles",
+            "x_credgate-anything",
+            "x_forwarded_for",
+            "x-forwarded_proto",
+        ] {
+            assert!(poses_as_owned(name), "{name}");
+        }
+        for name in [
+            "x-credgate",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-for-real",
+            "x-forwarded-host",
+            "accept",
+            "x_request_id",
+        ] {
+            assert!(!poses_as_owned(name), "{name}");
+        }
+    }
+
+    fn head(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut head = RequestHeader::build("POST", b"/x", None).unwrap();
+        for (name, value) in headers {
+            head.append_header(name.to_string(), *value).unwrap();
+        }
+        head
+    }
+
+    #[test]
+    fn underscored_names_go_unless_kept() {
+        let headers = [
+            ("x_request_id", "1"),
+            ("x_credgate_roles", "admin"),
+            ("a", "b"),
+        ];
+        let mut dropping = head(&headers);
+        strip_inbound(&mut dropping, true);
+        assert_eq!(dropping.headers.len(), 1);
+        let mut keeping = head(&headers);
+        strip_inbound(&mut keeping, false);
+        assert!(keeping.headers.contains_key("x_request_id"));
+        assert!(!keeping.headers.contains_key("x_credgate_roles"));
+    }
+
+    #[test]
+    fn identical_content_lengths_become_one() {
+        for sent in [
+            &[("content-length", "5, 5")][..],
+            &[("content-length", "5"); 2],
+        ] {
+            let mut upstream = head(sent);
+            reconcile_content_length(&mut upstream);
+            let values: Vec<_> = upstream.headers.get_all("content-length").iter().collect();
+            assert_eq!(values, ["5"]);
+        }
+        let mut single = head(&[("content-length", "7")]);
+        reconcile_content_length(&mut single);
+        assert_eq!(single.headers["content-length"], "7");
+    }
+}
