@@ -14,13 +14,14 @@ use crate::issuer::keys::SigningAlgorithm;
 use crate::issuer::throttle::FailureLimits;
 use crate::problems::Problems;
 use crate::registry::Limits;
+use crate::resolve::UpstreamAddr;
 use crate::timefmt::parse_duration;
 
 /// Where `credgate` looks for its configuration unless `--config` says otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "config/credgate.toml";
 
 /// The validated configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub server: ServerConfig,
     pub issuer: IssuerConfig,
@@ -33,7 +34,7 @@ pub struct Config {
 }
 
 /// Logging: level filter (`RUST_LOG` overrides it) and line format.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     pub level: String,
@@ -57,7 +58,7 @@ pub enum LogFormat {
 }
 
 /// Bearer-token validation in front of protected routes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuardConfig {
     /// Clock skew tolerated on `exp` and `nbf` (at most 30 s).
     pub leeway: Duration,
@@ -68,13 +69,11 @@ pub struct GuardConfig {
 }
 
 /// One `[[route]]`: requests under `prefix` go to `upstream` once their token passes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RouteConfig {
     pub prefix: String,
-    /// As written (`host:port`), for logs and the SNI-less Host.
-    pub upstream_name: String,
-    /// Resolved once at load.
-    pub upstream: SocketAddr,
+    /// Looked up when connecting, never at load (see [`crate::resolve`]).
+    pub upstream: UpstreamAddr,
     /// Every one of these scopes is required.
     pub scopes: Vec<String>,
     /// Any one of these roles is required (none = no role check).
@@ -91,7 +90,7 @@ pub struct RouteConfig {
     pub read_timeout: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     /// How long SIGTERM waits for in-flight requests (Pingora's default of 300 s would hold
@@ -111,13 +110,13 @@ pub struct ServerConfig {
 }
 
 /// A PEM certificate chain and its private key.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IssuerConfig {
     /// The `iss` claim and the base of the discovery URLs.
     pub issuer: String,
@@ -125,6 +124,9 @@ pub struct IssuerConfig {
     pub token_paths: Vec<String>,
     pub keys_dir: PathBuf,
     pub algorithm: SigningAlgorithm,
+    /// How long a new key is published (JWKS, verification) before it signs, so every
+    /// instance knows it before its first token (see [`crate::issuer::keys`]).
+    pub key_activation_delay: Duration,
     pub audience: String,
     pub default_token_lifetime: Duration,
     pub lifetimes: Limits,
@@ -139,7 +141,7 @@ pub struct IssuerConfig {
     pub failures: FailureLimits,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RegistryConfig {
     /// A registry file, or a directory whose `*.toml` files are all loaded.
     pub path: PathBuf,
@@ -147,12 +149,12 @@ pub struct RegistryConfig {
     pub watch: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DemoConfig {
     /// Where the built-in echo upstream listens.
     pub echo_upstream: SocketAddr,
@@ -255,6 +257,8 @@ struct RawIssuer {
     keys_dir: PathBuf,
     #[serde(default)]
     algorithm: SigningAlgorithm,
+    #[serde(default = "default_key_activation_delay")]
+    key_activation_delay: String,
     audience: String,
     #[serde(default = "default_lifetime")]
     default_token_lifetime: String,
@@ -314,6 +318,9 @@ fn default_lifetime() -> String {
 fn default_min_lifetime() -> String {
     "1m".into()
 }
+fn default_key_activation_delay() -> String {
+    "5m".into()
+}
 fn default_verify_queue() -> usize {
     256
 }
@@ -346,6 +353,32 @@ fn half_the_cores() -> usize {
 }
 
 impl Config {
+    /// The settings that differ between `self` (the running config) and `new` and take effect
+    /// only after a restart: everything but the routes, `server.client_timeout` and
+    /// `server.drop_underscore_headers`, which a reload applies.
+    pub fn restart_only_changes(&self, new: &Config) -> Vec<&'static str> {
+        let (a, b) = (&self.server, &new.server);
+        [
+            ("server.listen", a.listen != b.listen),
+            ("server.threads", a.threads != b.threads),
+            ("server.grace_period", a.grace_period != b.grace_period),
+            (
+                "server.upstream_ca_file",
+                a.upstream_ca_file != b.upstream_ca_file,
+            ),
+            ("server.tls_cert/tls_key", a.tls != b.tls),
+            ("[issuer]", self.issuer != new.issuer),
+            ("[registry]", self.registry != new.registry),
+            ("[guard]", self.guard != new.guard),
+            ("[admin]", self.admin != new.admin),
+            ("[demo]", self.demo != new.demo),
+            ("[log]", self.log != new.log),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
+    }
+
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, Problems> {
         let text = std::fs::read_to_string(path)
@@ -483,15 +516,17 @@ impl Checker<'_> {
         if !raw.tls && raw.sni.is_some() {
             self.problem(&format!("{at}.sni"), "only applies with tls = true");
         }
-        let host = raw.upstream.rsplit_once(':').map_or("", |(host, _)| host);
-        let sni = raw
-            .sni
-            .unwrap_or_else(|| host.trim_matches(['[', ']']).to_owned());
+        let upstream = UpstreamAddr::parse(&raw.upstream).unwrap_or_else(|e| {
+            self.problem(&format!("{at}.upstream"), e);
+            UpstreamAddr {
+                host: "127.0.0.1".into(),
+                port: 1,
+            }
+        });
         RouteConfig {
-            upstream: self.resolve(&format!("{at}.upstream"), &raw.upstream),
+            sni: raw.sni.unwrap_or_else(|| upstream.host.clone()),
+            upstream,
             tls: raw.tls,
-            sni,
-            upstream_name: raw.upstream,
             connect_timeout: self.duration(&format!("{at}.connect_timeout"), &raw.connect_timeout),
             read_timeout: self.duration(&format!("{at}.read_timeout"), &raw.read_timeout),
             prefix: raw.prefix,
@@ -499,18 +534,6 @@ impl Checker<'_> {
             roles: raw.roles,
             public: raw.public,
             keep_authorization: raw.keep_authorization,
-        }
-    }
-
-    /// Resolves `host:port` once; upstreams are addressed by IP from then on.
-    fn resolve(&mut self, field: &str, text: &str) -> SocketAddr {
-        use std::net::ToSocketAddrs;
-        match text.to_socket_addrs().map(|mut a| a.next()) {
-            Ok(Some(addr)) => addr,
-            Ok(None) | Err(_) => {
-                self.problem(field, format!("{text:?} is not a reachable host:port"));
-                SocketAddr::from(([127, 0, 0, 1], 0))
-            }
         }
     }
 
@@ -546,6 +569,8 @@ impl Checker<'_> {
             token_paths: raw.token_paths,
             keys_dir: raw.keys_dir,
             algorithm: raw.algorithm,
+            key_activation_delay: self
+                .duration("issuer.key_activation_delay", &raw.key_activation_delay),
             audience: raw.audience,
             default_token_lifetime: default,
             lifetimes,
@@ -669,6 +694,7 @@ path = "clients.toml"
         assert_eq!(c.issuer.default_token_lifetime, Duration::from_secs(3600));
         assert_eq!(c.issuer.lifetimes.min, Duration::from_secs(60));
         assert_eq!(c.server.grace_period, Duration::from_secs(10));
+        assert_eq!(c.issuer.key_activation_delay, Duration::from_secs(300));
         assert_eq!(c.issuer.secret_verify_queue, 256);
         assert!(c.admin.is_none() && c.demo.is_none());
         assert_eq!(c.server.client_timeout, Duration::from_secs(30));
@@ -740,7 +766,7 @@ path = "clients.toml"
         let problems = parse(&text).unwrap_err().to_string();
         for needle in [
             "route[1].prefix: \"/api/\" is listed twice",
-            "route[1].upstream: \"nowhere\" is not a reachable host:port",
+            "route[1].upstream: \"nowhere\" is not a host:port address",
             "route[2].prefix: \"/x/../y\": dot segments",
             "route[2].public: a public route cannot require scopes or roles",
             "guard.leeway: must be at most 30s",
@@ -755,6 +781,19 @@ path = "clients.toml"
         let config = parse(&good).unwrap();
         assert_eq!(config.routes[0].read_timeout, Duration::from_secs(60));
         assert_eq!(config.guard.cache_capacity, 100_000);
+    }
+
+    #[test]
+    fn restart_only_changes_are_named_and_routes_are_not_among_them() {
+        let running = parse(MINIMAL).unwrap();
+        let text = MINIMAL.replace("8080\"\n[issuer]", "8081\"\nthreads = 7\nclient_timeout = \"9s\"\n[issuer]")
+            + "[[route]]\nprefix = \"/new/\"\nupstream = \"127.0.0.1:9\"\n[guard]\nleeway = \"1s\"\n";
+        let new = parse(&text).unwrap();
+        assert_eq!(
+            running.restart_only_changes(&new),
+            ["server.listen", "server.threads", "[guard]"]
+        );
+        assert!(running.restart_only_changes(&running).is_empty());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod problems;
 pub mod proxy;
 pub mod registry;
 pub mod reply;
+pub mod resolve;
 pub mod routes;
 pub mod server;
 pub mod timefmt;

@@ -5,6 +5,7 @@
 //! ask `upstream_peer` where to send it and `upstream_request_filter` to rewrite its headers.
 //! `logging` writes one structured line per request and records its duration.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorSource;
 
 use crate::bounds;
-use crate::config::ServerConfig;
+use crate::config::{Config, IssuerConfig};
 use crate::forwarded;
 use crate::guard::verify::Identity;
 use crate::guard::Guard;
@@ -23,6 +24,7 @@ use crate::issuer::error::OAuthError;
 use crate::issuer::request::MAX_BODY_BYTES;
 use crate::issuer::token::TokenHttpRequest;
 use crate::issuer::Issuer;
+use crate::live::Live;
 use crate::ops::metrics::metrics;
 use crate::reply::{self, Reply};
 use crate::routes::{Endpoint, Route, RouteTable};
@@ -38,16 +40,49 @@ static FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 pub struct Gateway {
-    routes: RouteTable,
+    edge: Arc<EdgeStore>,
     issuer: Arc<Issuer>,
     guard: Arc<Guard>,
-    client_timeout: Duration,
-    drop_underscore_headers: bool,
+}
+
+/// What the config says about handling requests, replaced whole when `credgate.toml` changes
+/// while serving: the routes (upstreams, policies, timeouts) and the client-facing limits.
+pub struct Edge {
+    pub routes: RouteTable,
+    /// How long a client may go silent (`server.client_timeout`).
+    pub client_timeout: Duration,
+    /// `server.drop_underscore_headers`.
+    pub drop_underscore_headers: bool,
+}
+
+impl Edge {
+    /// The edge `config` describes; token paths stay those of `issuer`, which is fixed while
+    /// serving (the discovery documents advertise it).
+    pub fn new(config: &Config, issuer: &IssuerConfig) -> Self {
+        Edge {
+            routes: RouteTable::new(issuer, &config.routes),
+            client_timeout: config.server.client_timeout,
+            drop_underscore_headers: config.server.drop_underscore_headers,
+        }
+    }
+}
+
+/// The edge in service.
+pub type EdgeStore = Live<Edge>;
+
+/// Requests being handled right now (SIGTERM waits for them, not for the whole grace period).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// How many requests are being handled right now.
+pub fn in_flight() -> usize {
+    IN_FLIGHT.load(Ordering::Acquire)
 }
 
 /// Per-request state: where the request went, who the caller is, and what came of it.
 pub struct RequestCtx {
     started: Instant,
+    /// The edge this request is handled by, start to end, even if a reload replaces it.
+    edge: Arc<Edge>,
     /// The route being proxied to, if any.
     route: Option<Arc<Route>>,
     /// Who a verified token says the caller is.
@@ -60,6 +95,12 @@ pub struct RequestCtx {
     client_id: Option<String>,
 }
 
+impl Drop for RequestCtx {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl RequestCtx {
     /// The bounded label of this request for the log (a route prefix or an endpoint name).
     fn label(&self) -> &str {
@@ -70,28 +111,21 @@ impl RequestCtx {
 }
 
 impl Gateway {
-    pub fn new(
-        routes: RouteTable,
-        issuer: Arc<Issuer>,
-        guard: Arc<Guard>,
-        server: &ServerConfig,
-    ) -> Self {
+    pub fn new(edge: Arc<EdgeStore>, issuer: Arc<Issuer>, guard: Arc<Guard>) -> Self {
         Gateway {
-            routes,
+            edge,
             issuer,
             guard,
-            client_timeout: server.client_timeout,
-            drop_underscore_headers: server.drop_underscore_headers,
         }
     }
 
     /// Bounds how long the client may go silent. Pingora waits 60 s per read of a request body
     /// and keeps an HTTP/1.1 connection idle between requests forever, which lets a few
     /// thousand idle or trickling connections pin the process's sockets.
-    fn bound_client_silence(&self, session: &mut Session) {
-        session.set_read_timeout(Some(self.client_timeout));
+    fn bound_client_silence(session: &mut Session, client_timeout: Duration) {
+        session.set_read_timeout(Some(client_timeout));
         if session.get_keepalive().is_some() {
-            session.set_keepalive(Some(self.client_timeout.as_secs().max(1)));
+            session.set_keepalive(Some(client_timeout.as_secs().max(1)));
         }
     }
 
@@ -189,8 +223,10 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
+        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
         RequestCtx {
             started: Instant::now(),
+            edge: self.edge.snapshot(),
             route: None,
             identity: None,
             endpoint: "-",
@@ -200,7 +236,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        self.bound_client_silence(session);
+        Self::bound_client_silence(session, ctx.edge.client_timeout);
         if let Some(refusal) = bounds::check(session.req_header()) {
             (ctx.endpoint, ctx.outcome) = (refusal.endpoint, refusal.outcome);
             session.set_keepalive(None);
@@ -208,7 +244,8 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         let is_get = session.req_header().method == http::Method::GET;
-        let (endpoint, reply) = match self.routes.resolve(session.req_header().uri.path()) {
+        let resolved = ctx.edge.routes.resolve(session.req_header().uri.path());
+        let (endpoint, reply) = match resolved {
             Err(e) => (
                 "invalid_path",
                 reply::error(StatusCode::BAD_REQUEST, "invalid_request", e.0),
@@ -243,10 +280,17 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        match &ctx.route {
-            Some(route) => Ok(route.peer()),
-            None => Error::e_explain(ErrorType::InternalError, "no route was resolved"),
-        }
+        let Some(route) = &ctx.route else {
+            return Error::e_explain(ErrorType::InternalError, "no route was resolved");
+        };
+        route.peer().await.map_err(|unresolved| {
+            Error::create(
+                ErrorType::ConnectNoRoute,
+                ErrorSource::Upstream,
+                Some(unresolved.into()),
+                None,
+            )
+        })
     }
 
     /// Connection failures are not retried: the request goes to one upstream once.
@@ -267,7 +311,7 @@ impl ProxyHttp for Gateway {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        forwarded::strip_inbound(upstream, self.drop_underscore_headers);
+        forwarded::strip_inbound(upstream, ctx.edge.drop_underscore_headers);
         forwarded::reconcile_content_length(upstream);
         if !ctx.route.as_ref().is_some_and(|r| r.keep_authorization) {
             upstream.remove_header(&header::AUTHORIZATION);

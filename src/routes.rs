@@ -6,6 +6,7 @@
 //! on segment boundaries, case-sensitively). Anything else is a 404 and is never proxied.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use pingora::upstreams::peer::HttpPeer;
@@ -17,6 +18,7 @@ use crate::issuer::discovery::{
 };
 use crate::ops::metrics::{metrics, RouteMetrics};
 use crate::path::{canonicalize, under, PathError};
+use crate::resolve::Resolver;
 
 /// What answers a request.
 #[derive(Debug, Clone)]
@@ -38,19 +40,22 @@ enum Local {
     Jwks,
 }
 
-/// A `[[route]]` ready to serve: its policy and a prepared upstream peer.
+/// A `[[route]]` ready to serve: its policy, its upstream, and a prepared peer.
 #[derive(Debug)]
 pub struct Route {
     pub prefix: String,
     pub policy: Policy,
     pub keep_authorization: bool,
     pub metrics: RouteMetrics,
+    pub upstream: Resolver,
+    /// Every setting of the upstream connection but its address, which is resolved per request.
     peer: HttpPeer,
 }
 
 impl Route {
     fn new(config: &RouteConfig) -> Self {
-        let mut peer = HttpPeer::new(config.upstream, config.tls, config.sni.clone());
+        let unresolved = SocketAddr::from(([0, 0, 0, 0], config.upstream.port));
+        let mut peer = HttpPeer::new(unresolved, config.tls, config.sni.clone());
         peer.options.connection_timeout = Some(config.connect_timeout);
         peer.options.read_timeout = Some(config.read_timeout);
         Route {
@@ -58,13 +63,16 @@ impl Route {
             policy: Policy::new(config),
             keep_authorization: config.keep_authorization,
             metrics: metrics().route(&config.prefix, config.public),
+            upstream: Resolver::new(config.upstream.clone()),
             peer,
         }
     }
 
-    /// A fresh peer for one upstream request.
-    pub fn peer(&self) -> Box<HttpPeer> {
-        Box::new(self.peer.clone())
+    /// A fresh peer for one upstream request, at the upstream's current address.
+    pub async fn peer(&self) -> Result<Box<HttpPeer>, String> {
+        let mut peer = Box::new(self.peer.clone());
+        peer._address = self.upstream.address().await?.into();
+        Ok(peer)
     }
 }
 
@@ -88,6 +96,11 @@ impl RouteTable {
         let mut routes: Vec<Arc<Route>> = routes.iter().map(|r| Arc::new(Route::new(r))).collect();
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         RouteTable { local, routes }
+    }
+
+    /// Every route, longest prefix first.
+    pub fn routes(&self) -> &[Arc<Route>] {
+        &self.routes
     }
 
     /// Resolves a raw request path (without query).

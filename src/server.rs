@@ -1,11 +1,15 @@
 //! Assembles and runs the Pingora server: the main listener, the admin listener and, when
 //! configured, the demo echo upstream, all in one process.
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
+use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
-use pingora::server::Server;
-use pingora::services::background::background_service;
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::config::Config;
@@ -13,19 +17,20 @@ use crate::guard::verify::TokenVerifier;
 use crate::guard::Guard;
 use crate::issuer::keys::{KeySet, KeyStore};
 use crate::issuer::Issuer;
-use crate::ops::admin::AdminApp;
+use crate::live::Live;
+use crate::ops::admin::{AdminApp, Readiness};
 use crate::ops::demo::EchoApp;
 use crate::problems::Problems;
-use crate::proxy::Gateway;
+use crate::proxy::{in_flight, Edge, Gateway};
 use crate::registry::reload::Reloader;
 use crate::registry::{self, Store};
-use crate::routes::RouteTable;
 use crate::tls::CertStore;
 
-/// Loads the registry and keys (generating a first key if there is none), then serves until
-/// SIGTERM (graceful: stop accepting, let in-flight requests finish within `grace_period`) or
-/// SIGINT (immediate). Returns only if loading fails.
-pub fn serve(config: Config) -> Result<(), Problems> {
+/// Loads the registry and keys (generating a first key if there is none), checks that every
+/// listener's address can be bound, then serves until SIGTERM (graceful: stop accepting, let
+/// in-flight requests finish, at most `grace_period`) or SIGINT (immediate). Returns only if
+/// loading or binding fails.
+pub fn serve(config: Config, config_path: &Path) -> Result<(), Problems> {
     // SIGHUP means "reload" here; until the reloader listens for it, ignore it rather than let
     // its default action end the process.
     // SAFETY: setting a signal's disposition to SIG_IGN runs no code in the handler context.
@@ -33,14 +38,23 @@ pub fn serve(config: Config) -> Result<(), Problems> {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
     let registry = registry::file::load(&config.registry.path, &config.issuer.lifetimes)?;
-    let keys = KeySet::load_or_generate(&config.issuer.keys_dir, config.issuer.algorithm)?;
+    let keys = KeySet::load_or_generate(
+        &config.issuer.keys_dir,
+        config.issuer.algorithm,
+        config.issuer.key_activation_delay,
+    )?;
     tracing::info!(
         clients = registry.len(),
         kid = %keys.signing_key().kid,
         algorithm = keys.signing_key().algorithm.name(),
         "registry and keys loaded"
     );
-    crate::ops::metrics::metrics().registry_applied(registry.len());
+    crate::ops::metrics::metrics().registry_applied(registry.len(), true);
+    crate::ops::metrics::metrics().config_valid.set(1);
+    let listeners = listeners(&config);
+    check_bindable(config_path, &listeners)?;
+    exit_if_pingora_cannot_bind();
+
     let registry = Arc::new(Store::new(registry));
     let keys = Arc::new(KeyStore::new(keys));
     let issuer = Arc::new(Issuer::new(
@@ -48,30 +62,24 @@ pub fn serve(config: Config) -> Result<(), Problems> {
         registry.clone(),
         keys.clone(),
     ));
-    let keys_for_reload = keys.clone();
-    let verifier = TokenVerifier::new(keys, &config.issuer, &config.guard);
+    let verifier = TokenVerifier::new(keys.clone(), &config.issuer, &config.guard);
     let guard = Arc::new(Guard::new(verifier, registry.clone()));
-    let routes = RouteTable::new(&config.issuer, &config.routes);
+    let edge = Arc::new(Live::new(Edge::new(&config, &config.issuer)));
     let certificate = match &config.server.tls {
         Some(files) => Some(Arc::new(CertStore::new(
             crate::tls::load(&files.cert, &files.key).map_err(|e| Problems::one(&files.cert, e))?,
         ))),
         None => None,
     };
-    let reloader = Reloader::new(
-        config.registry.path.clone(),
-        config.issuer.lifetimes,
-        registry,
-        config.issuer.keys_dir.clone(),
-        config.issuer.algorithm,
-        keys_for_reload,
-    )
-    .with_certificate(config.server.tls.clone().zip(certificate.clone()));
-    let reloader = if config.registry.watch {
-        reloader
-    } else {
-        reloader.without_watching()
-    };
+    let reloader = Reloader::new(&config, registry, keys)
+        .with_certificate(config.server.tls.clone().zip(certificate.clone()))
+        .with_config(config_path.to_path_buf(), config.clone(), edge.clone());
+    let serving: Vec<_> = listeners
+        .iter()
+        .filter(|(field, _)| *field != "admin.listen")
+        .copied()
+        .collect();
+    let readiness = Arc::new(Readiness::new(serving, edge.clone()));
 
     let grace = config.server.grace_period.as_secs();
     let server_conf = ServerConf {
@@ -90,7 +98,7 @@ pub fn serve(config: Config) -> Result<(), Problems> {
 
     let mut main = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(routes, issuer, guard, &config.server),
+        Gateway::new(edge, issuer, guard),
         "credgate",
     );
     let listen = config.server.listen.to_string();
@@ -105,10 +113,16 @@ pub fn serve(config: Config) -> Result<(), Problems> {
     }
     server.add_service(main);
     server.add_service(background_service("registry reload", reloader));
+    server.add_service(background_service(
+        "drain",
+        Drain {
+            readiness: readiness.clone(),
+        },
+    ));
     tracing::info!(listen = %config.server.listen, routes = config.routes.len(), "gateway listening");
 
     if let Some(admin) = &config.admin {
-        let mut service = Service::new("credgate admin".into(), AdminApp);
+        let mut service = Service::new("credgate admin".into(), AdminApp::new(readiness));
         service.add_tcp(&admin.listen.to_string());
         server.add_service(service);
         tracing::info!(listen = %admin.listen, "admin listening");
@@ -120,4 +134,92 @@ pub fn serve(config: Config) -> Result<(), Problems> {
         tracing::info!(listen = %demo.echo_upstream, "demo echo upstream listening");
     }
     server.run_forever()
+}
+
+/// Every listener of `config`, by its config field.
+fn listeners(config: &Config) -> Vec<(&'static str, SocketAddr)> {
+    let mut listeners = vec![("server.listen", config.server.listen)];
+    listeners.extend(config.admin.as_ref().map(|a| ("admin.listen", a.listen)));
+    listeners.extend(
+        config
+            .demo
+            .as_ref()
+            .map(|d| ("demo.echo_upstream", d.echo_upstream)),
+    );
+    listeners
+}
+
+/// Binds and releases every listener's address, as Pingora will (`SO_REUSEADDR`), so that an
+/// address in use or not assignable is one clear error before anything starts. Pingora itself
+/// would retry an address in use for half a minute, then panic in the listener's thread and
+/// leave the process running without that listener.
+fn check_bindable(config_path: &Path, listeners: &[(&str, SocketAddr)]) -> Result<(), Problems> {
+    let mut problems = Problems::default();
+    for (field, addr) in listeners {
+        let bound = socket2::Socket::new(
+            socket2::Domain::for_address(*addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .and_then(|socket| {
+            socket.set_reuse_address(true)?;
+            socket.bind(&(*addr).into())?;
+            socket.listen(1)
+        });
+        if let Err(e) = bound {
+            problems.push(config_path, *field, format!("cannot listen on {addr}: {e}"));
+        }
+    }
+    problems.into_result(())
+}
+
+/// Should Pingora still fail to bind (another program took the address after the check), it
+/// panics in that listener's thread with the process left running: exit instead, with one line.
+fn exit_if_pingora_cannot_bind() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Failed to build listeners") {
+            eprintln!("error: cannot listen: {message}");
+            std::process::exit(1);
+        }
+        default(info);
+    }));
+}
+
+/// On SIGTERM: marks the gateway unready, waits until no request is in flight, and exits.
+/// Pingora would otherwise sleep the whole grace period whatever is in flight; the grace
+/// period remains the upper bound (Pingora ends the process when it is over).
+struct Drain {
+    readiness: Arc<Readiness>,
+}
+
+/// How often the drain looks at the requests in flight.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
+#[async_trait]
+impl BackgroundService for Drain {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+        self.readiness.drain();
+        tracing::info!(
+            in_flight = in_flight(),
+            "shutting down: waiting for requests in flight"
+        );
+        // Two empty looks in a row: a request whose head was just read is counted by then.
+        let mut empty = 0;
+        while empty < 2 {
+            tokio::time::sleep(DRAIN_POLL).await;
+            empty = if in_flight() == 0 { empty + 1 } else { 0 };
+        }
+        tracing::info!("no request in flight; exiting");
+        std::process::exit(0);
+    }
 }

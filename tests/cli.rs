@@ -264,3 +264,155 @@ fn write_config(dir: &std::path::Path, registry: &str) -> std::path::PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Runs `credgate ARGS...` in `dir`, with no `--config`.
+fn cli_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::BIN)
+        .current_dir(dir)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run credgate")
+}
+
+#[tokio::test]
+async fn removing_the_last_client_leaves_a_comment_and_takes_effect_at_once() {
+    let gw = Setup::new(client_toml("only", "pw", "", "")).start();
+    assert_eq!(token_status(&gw, "only", "pw").await, 200);
+    stdout(&gw.cli(&["client", "remove", "only"]));
+    let text = std::fs::read_to_string(gw.home.join("clients.toml")).unwrap();
+    assert!(
+        text.starts_with("# credgate client registry: no clients."),
+        "{text:?}"
+    );
+    gw.wait_for_log("registry reloaded", 1);
+    assert_eq!(token_status(&gw, "only", "pw").await, 401);
+    assert_eq!(gw.metrics().await["credgate_registry_valid"], 1.0);
+    let (id, secret) = created(&gw.cli(&["client", "add", "--name", "Next", "--json"]));
+    gw.wait_for_log("registry reloaded", 2);
+    assert_eq!(token_status(&gw, &id, &secret).await, 200);
+}
+
+#[tokio::test]
+async fn removing_a_client_from_a_registry_directory_deletes_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("only.toml"),
+        client_toml("only", "pw", "", ""),
+    )
+    .unwrap();
+    let gw = Setup::new("").registry_path(dir.path()).start();
+    stdout(&gw.cli(&["client", "remove", "only"]));
+    assert!(!dir.path().join("only.toml").exists());
+    gw.wait_for_log("registry reloaded", 1);
+    assert_eq!(token_status(&gw, "only", "pw").await, 401);
+    let (id, secret) = created(&gw.cli(&["client", "add", "--name", "Later", "--json"]));
+    gw.wait_for_log("registry reloaded", 2);
+    assert_eq!(
+        token_status(&gw, &id, &secret).await,
+        200,
+        "later reloads still apply"
+    );
+    stdout(&gw.cli(&["client", "disable", &id]));
+    gw.wait_for_log("registry reloaded", 3);
+    assert_eq!(token_status(&gw, &id, &secret).await, 401);
+}
+
+#[test]
+fn registry_commands_need_no_config_but_a_new_registry_needs_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let mistyped = cli_in(
+        dir.path(),
+        &["--registry", "clents.toml", "client", "add", "--name", "A"],
+    );
+    assert!(!mistyped.status.success());
+    let error = String::from_utf8_lossy(&mistyped.stderr);
+    assert!(
+        error.contains("clents.toml does not exist") && error.contains("--create"),
+        "{error}"
+    );
+    assert!(!dir.path().join("clents.toml").exists(), "nothing created");
+
+    let args = [
+        "--registry",
+        "clients.toml",
+        "--create",
+        "client",
+        "add",
+        "--name",
+        "A",
+        "--json",
+    ];
+    let added = cli_in(dir.path(), &args);
+    let note = String::from_utf8_lossy(&added.stderr);
+    assert!(note.contains("default bounds 1m..1h"), "{note}");
+    created(&added);
+    let long = [
+        "--registry",
+        "clients.toml",
+        "client",
+        "add",
+        "--name",
+        "B",
+        "--token-lifetime",
+        "2h",
+    ];
+    let refused = cli_in(dir.path(), &long);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("2h is longer"));
+    let list = stdout(&cli_in(
+        dir.path(),
+        &["--registry", "clients.toml", "client", "list"],
+    ));
+    assert!(list.contains("\na "), "{list}");
+}
+
+#[test]
+fn registry_commands_read_the_config_only_for_lifetime_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    // An upstream that only resolves inside a cluster must not stop a registry edit here.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "[[route]]\nprefix = \"/api/\"\nupstream = \"orders.svc.cluster.invalid:8080\"\n",
+    );
+    text = text.replace(
+        "audience = \"a\"",
+        "audience = \"a\"\nmax_token_lifetime = \"3h\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap();
+    let args = [
+        "--config",
+        config,
+        "client",
+        "add",
+        "--name",
+        "A",
+        "--token-lifetime",
+        "2h",
+        "--json",
+    ];
+    created(&cli_in(dir.path(), &args));
+    let other = dir.path().join("other.toml");
+    let other = other.to_str().unwrap();
+    let args = [
+        "--config",
+        config,
+        "--registry",
+        other,
+        "--create",
+        "client",
+        "add",
+        "--name",
+        "B",
+        "--token-lifetime",
+        "150m",
+    ];
+    let output = cli_in(dir.path(), &args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("note:"));
+}

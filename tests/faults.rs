@@ -90,19 +90,36 @@ async fn token_status(gw: &Gateway, id: &str) -> u16 {
         .as_u16()
 }
 
-/// Breaks the registry with `fault`, checks the fault is rejected with `message` while "app"
-/// keeps getting tokens, then writes a registry with client "fixed" and checks it is applied.
-async fn survives_registry_fault(fault: impl FnOnce(&std::path::Path), message: &str) {
+/// Breaks the registry with `fault` and checks the rule of a refused reload: the fault is
+/// reported with `message`, loudly (ERROR, `credgate_registry_valid` 0), and a client the files
+/// no longer validly define is out of service at once — a refusal never keeps access alive.
+/// Then writes a registry with client "fixed" and checks it is applied.
+async fn a_broken_registry_takes_its_clients_out(
+    fault: impl FnOnce(&std::path::Path),
+    message: &str,
+) {
     let (gw, path) = registry_gateway();
+    assert_eq!(gw.metrics().await["credgate_registry_valid"], 1.0);
     fault(&path);
     gw.wait_for_log("registry reload rejected", 1);
-    assert!(gw.log().contains(message), "{message:?} in\n{}", gw.log());
+    let log = gw.log();
+    assert!(log.contains(message), "{message:?} in\n{log}");
+    assert!(
+        log.contains("ERROR") && log.contains("taken_out=app"),
+        "{log}"
+    );
     assert_eq!(
         token_status(&gw, "app").await,
-        200,
-        "the last registry serves"
+        401,
+        "no longer granted by the files"
     );
-    assert_eq!(gw.metrics().await["credgate_registry_clients"], 1.0);
+    let metrics = gw.metrics().await;
+    assert_eq!(metrics["credgate_registry_clients"], 0.0);
+    assert_eq!(metrics["credgate_registry_valid"], 0.0);
+    assert_eq!(
+        metrics["credgate_registry_reloads_total{result=\"rejected\"}"],
+        1.0
+    );
 
     if path.is_dir() {
         std::fs::remove_dir_all(&path).unwrap();
@@ -116,11 +133,12 @@ async fn survives_registry_fault(fault: impl FnOnce(&std::path::Path), message: 
     gw.wait_for_log("registry reloaded", 1);
     assert_eq!(token_status(&gw, "fixed").await, 200, "recovered");
     assert_eq!(token_status(&gw, "app").await, 401);
+    assert_eq!(gw.metrics().await["credgate_registry_valid"], 1.0);
 }
 
 #[tokio::test]
-async fn a_deleted_registry_file_keeps_the_last_registry_serving() {
-    survives_registry_fault(
+async fn a_deleted_registry_file_takes_its_clients_out() {
+    a_broken_registry_takes_its_clients_out(
         |path| std::fs::remove_file(path).unwrap(),
         "cannot read the registry",
     )
@@ -128,8 +146,8 @@ async fn a_deleted_registry_file_keeps_the_last_registry_serving() {
 }
 
 #[tokio::test]
-async fn a_truncated_registry_file_is_rejected() {
-    survives_registry_fault(
+async fn a_truncated_registry_file_takes_its_clients_out() {
+    a_broken_registry_takes_its_clients_out(
         |path| {
             let text = std::fs::read(path).unwrap();
             std::fs::write(path, &text[..text.len() / 2]).unwrap();
@@ -140,10 +158,10 @@ async fn a_truncated_registry_file_is_rejected() {
 }
 
 #[tokio::test]
-async fn an_unreadable_registry_file_is_rejected() {
+async fn an_unreadable_registry_file_takes_its_clients_out() {
     // Tests may run as root, for whom permissions do not stop a read; a symlink to nowhere
     // fails the read the same way for everyone.
-    survives_registry_fault(
+    a_broken_registry_takes_its_clients_out(
         |path| {
             std::fs::remove_file(path).unwrap();
             std::os::unix::fs::symlink(path.with_extension("gone"), path).unwrap();
@@ -154,8 +172,8 @@ async fn an_unreadable_registry_file_is_rejected() {
 }
 
 #[tokio::test]
-async fn a_registry_file_that_is_not_utf8_is_rejected() {
-    survives_registry_fault(
+async fn a_registry_file_that_is_not_utf8_takes_its_clients_out() {
+    a_broken_registry_takes_its_clients_out(
         |path| std::fs::write(path, b"[[client]]\nid = \"\xff\xfe\"\n").unwrap(),
         "clients.toml",
     )
@@ -163,8 +181,8 @@ async fn a_registry_file_that_is_not_utf8_is_rejected() {
 }
 
 #[tokio::test]
-async fn a_registry_file_replaced_by_a_directory_is_rejected() {
-    survives_registry_fault(
+async fn a_registry_file_replaced_by_a_directory_takes_its_clients_out() {
+    a_broken_registry_takes_its_clients_out(
         |path| {
             std::fs::remove_file(path).unwrap();
             std::fs::create_dir(path).unwrap();
@@ -175,19 +193,71 @@ async fn a_registry_file_replaced_by_a_directory_is_rejected() {
 }
 
 #[tokio::test]
-async fn an_emptied_registry_directory_is_rejected() {
+async fn a_refused_reload_still_applies_a_disable_and_keeps_valid_clients_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    for id in ["a", "b", "c"] {
+        let file = dir.path().join(format!("{id}.toml"));
+        std::fs::write(file, client_toml(id, SECRET, "", "")).unwrap();
+    }
+    let gw = Setup::new("").registry_path(dir.path()).start();
+    for id in ["a", "b", "c"] {
+        assert_eq!(token_status(&gw, id).await, 200);
+    }
+    // One edit disables b; another, in the same moment, breaks c's file.
+    std::fs::write(
+        dir.path().join("b.toml"),
+        client_toml("b", SECRET, "enabled = false", ""),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("c.toml"), "[[client]\nid = \"c\"\n").unwrap();
+    gw.wait_for_log("registry reload rejected", 1);
+    assert_eq!(
+        token_status(&gw, "a").await,
+        200,
+        "a valid client keeps serving"
+    );
+    assert_eq!(token_status(&gw, "b").await, 401, "the disable is applied");
+    assert_eq!(
+        token_status(&gw, "c").await,
+        401,
+        "a client of a broken file is out"
+    );
+    assert_eq!(gw.metrics().await["credgate_registry_valid"], 0.0);
+
+    std::fs::write(dir.path().join("c.toml"), client_toml("c", SECRET, "", "")).unwrap();
+    gw.wait_for_log("registry reloaded", 1);
+    assert_eq!(token_status(&gw, "c").await, 200, "valid files restore it");
+    assert_eq!(token_status(&gw, "b").await, 401);
+}
+
+#[tokio::test]
+async fn an_empty_registry_is_applied_as_no_clients_everywhere() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a.toml");
     std::fs::write(&file, client_toml("app", SECRET, "", "")).unwrap();
     let gw = Setup::new("").registry_path(dir.path()).start();
     assert_eq!(token_status(&gw, "app").await, 200);
     std::fs::remove_file(&file).unwrap();
-    gw.wait_for_log("registry reload rejected", 1);
-    assert!(gw.log().contains("no *.toml file left"), "{}", gw.log());
-    assert_eq!(token_status(&gw, "app").await, 200);
-    std::fs::write(dir.path().join("b.toml"), client_toml("b", SECRET, "", "")).unwrap();
     gw.wait_for_log("registry reloaded", 1);
+    assert_eq!(token_status(&gw, "app").await, 401);
+    std::fs::write(dir.path().join("b.toml"), client_toml("b", SECRET, "", "")).unwrap();
+    gw.wait_for_log("registry reloaded", 2);
     assert_eq!(token_status(&gw, "b").await, 200);
+
+    // A zero-byte file is an empty registry at reload, at start and for `check` alike.
+    std::fs::write(dir.path().join("b.toml"), "").unwrap();
+    gw.wait_for_log("registry reloaded", 3);
+    assert_eq!(token_status(&gw, "b").await, 401);
+    assert_eq!(gw.metrics().await["credgate_registry_valid"], 1.0);
+    let check = gw.cli(&["check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("ok, 0 client(s)"));
+    let gw = gw.restart();
+    assert_eq!(token_status(&gw, "b").await, 401);
 }
 
 #[tokio::test]

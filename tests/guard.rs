@@ -464,10 +464,13 @@ async fn a_cached_token_never_outlives_its_exp() {
     assert_eq!(upstream.seen().len(), 1);
 }
 
+/// The files now define only an invalid client: the reload is refused, and the refusal does not
+/// keep "reader", which the files no longer define, working — not even with a cached token.
 #[tokio::test]
-async fn an_invalid_registry_reload_keeps_the_previous_registry() {
+async fn an_invalid_registry_reload_never_keeps_a_removed_client_working() {
     let (gw, _upstream) = setup().await;
     let token = gw.access_token("reader", SECRET).await;
+    assert_eq!(get(&gw, "/api/x", Some(&token)).await.status(), 200);
     std::fs::write(
         gw.home.join("clients.toml"),
         "[[client]]\nid = \"broken\"\n",
@@ -479,10 +482,10 @@ async fn an_invalid_registry_reload_keeps_the_previous_registry() {
         "{}",
         gw.log()
     );
-    assert_eq!(get(&gw, "/api/x", Some(&token)).await.status(), 200);
+    assert_eq!(get(&gw, "/api/x", Some(&token)).await.status(), 401);
     assert_eq!(
         gw.token(Some(("reader", SECRET)), &[GRANT]).await.status(),
-        200
+        401
     );
 }
 

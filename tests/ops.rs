@@ -270,7 +270,14 @@ fn kid(token: &str) -> String {
 
 #[tokio::test]
 async fn a_key_rotation_keeps_old_tokens_valid_and_a_removed_key_stops_verifying() {
-    let (gw, _upstream) = setup("", "info").await;
+    let upstream = Upstream::start().await;
+    let gw = Setup::new(client_toml("app", SECRET, "scopes = [\"api.read\"]", ""))
+        .issuer("key_activation_delay = \"0s\"")
+        .tables(&format!(
+            "[[route]]\nprefix = \"/api/\"\nupstream = \"{}\"\nscopes = [\"api.read\"]\n",
+            upstream.addr
+        ))
+        .start();
     let before = gw.access_token("app", SECRET).await;
     assert_eq!(
         gw.bearer_status("/api/x", &before).await,
@@ -394,9 +401,26 @@ async fn tokens_are_served_over_https_and_a_renewed_certificate_is_picked_up() {
         https_token_request(&addr, &first_root).await.is_err(),
         "the old certificate is gone"
     );
+    let reloads = gw.log().matches("certificate reloaded").count();
+    let counted = gw.metrics().await["credgate_certificate_reloads_total{result=\"applied\"}"];
+    assert_eq!(counted, reloads as f64);
+
+    // Other files in the certificate's directory (a log, say) never reload it.
+    for i in 0..20 {
+        std::fs::write(dir.path().join("access.log"), format!("line {i}\n")).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(
+        gw.log().matches("certificate reload").count(),
+        reloads,
+        "{}",
+        gw.log()
+    );
 }
 
-/// SIGTERM: stop accepting, let the request in flight finish, exit within the grace period.
+/// SIGTERM: stop accepting, let the request in flight finish, and exit as soon as it has, not
+/// after the whole grace period.
 #[tokio::test]
 async fn sigterm_drains_requests_in_flight() {
     let upstream = Upstream::start().await;
@@ -432,29 +456,10 @@ async fn sigterm_drains_requests_in_flight() {
         .expect("the gateway exited");
     assert!(status.success(), "{status:?}");
     let took = signalled.elapsed();
+    // The slow request takes 2 s; the grace period is 4 s.
     assert!(
-        took < std::time::Duration::from_secs(12),
+        took < std::time::Duration::from_millis(3500),
         "exited after {took:?}"
-    );
-}
-
-/// A truncated-but-not-yet-written registry file must not remove every client.
-#[tokio::test]
-async fn a_zero_byte_registry_file_is_not_applied_but_a_comment_only_one_is() {
-    let (gw, _upstream) = setup("", "info").await;
-    let registry = gw.home.join("clients.toml");
-    std::fs::write(&registry, "").unwrap();
-    gw.reload();
-    assert!(gw.log().contains("the file is empty"), "{}", gw.log());
-    assert_eq!(
-        gw.token(Some(("app", SECRET)), &[GRANT]).await.status(),
-        200
-    );
-    std::fs::write(&registry, "# no clients on purpose\n").unwrap();
-    gw.wait_for_log("registry reloaded clients=0", 1);
-    assert_eq!(
-        gw.token(Some(("app", SECRET)), &[GRANT]).await.status(),
-        401
     );
 }
 

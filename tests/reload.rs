@@ -149,11 +149,11 @@ async fn reload_under_load(layout: Layout) {
     }
 
     for n in 1..=50 {
-        let text = if n == 25 {
-            "[[client]]\nid = \"half-written\"\n".to_owned() // invalid: kept out of service
-        } else {
-            version(n, true, &hashes)
-        };
+        let mut text = version(n, true, &hashes);
+        if n == 25 {
+            // Invalid: refused, and what both versions grant ("stable", "victim") keeps serving.
+            text.push_str("[[client]]\nid = \"half-written\"\n");
+        }
         publish(layout, mount.path(), n, &text);
         // The invalid version stays long enough to be read (shorter-lived versions may be
         // coalesced away by the debounce, which is fine).

@@ -40,7 +40,7 @@ pub fn client(id: &str) -> Client {
 pub fn keys(algorithm: SigningAlgorithm) -> (tempfile::TempDir, KeySet) {
     let dir = tempfile::tempdir().unwrap();
     keys::generate(dir.path(), algorithm).unwrap();
-    let set = KeySet::load(dir.path(), algorithm).unwrap();
+    let set = KeySet::load(dir.path(), algorithm, std::time::Duration::ZERO).unwrap();
     (dir, set)
 }
 

@@ -38,7 +38,7 @@ fn fixture() -> &'static Fixture {
         let config = Config::parse(Path::new("fuzz.toml"), &text).expect("valid config");
         let dir = tempfile::tempdir().unwrap();
         keys::generate(dir.path(), SigningAlgorithm::EdDSA).unwrap();
-        let set = KeySet::load(dir.path(), SigningAlgorithm::EdDSA).unwrap();
+        let set = KeySet::load(dir.path(), SigningAlgorithm::EdDSA, std::time::Duration::ZERO).unwrap();
         let (key, kid) = (set.signing_key().encoding().clone(), set.signing_key().kid.clone());
         let store = Arc::new(KeyStore::new(set));
         Fixture {

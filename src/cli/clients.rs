@@ -8,11 +8,11 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::config::Config;
 use crate::issuer::secrets::{generate_secret, hash_secret};
+use crate::registry::atomic;
 use crate::registry::edit::{NewClient, NewSecret, RegistryDocument};
 use crate::registry::file::{self, is_valid_client_id, Source};
-use crate::registry::Client;
+use crate::registry::{Client, Limits};
 use crate::timefmt::{format_duration, format_instant, parse_duration, parse_expiry};
 
 #[derive(Subcommand)]
@@ -88,8 +88,8 @@ pub enum SecretCommand {
     },
 }
 
-pub fn client(config: &Config, command: ClientCommand) -> anyhow::Result<()> {
-    let registry = RegistryFiles::new(config);
+pub fn client(target: &RegistryTarget, command: ClientCommand) -> anyhow::Result<()> {
+    let registry = RegistryFiles(target);
     match command {
         ClientCommand::Add(args) => add(&registry, args),
         ClientCommand::List => list(&registry),
@@ -124,8 +124,8 @@ pub fn client(config: &Config, command: ClientCommand) -> anyhow::Result<()> {
     }
 }
 
-pub fn secret(config: &Config, command: SecretCommand) -> anyhow::Result<()> {
-    let registry = RegistryFiles::new(config);
+pub fn secret(target: &RegistryTarget, command: SecretCommand) -> anyhow::Result<()> {
+    let registry = RegistryFiles(target);
     match command {
         SecretCommand::Add { id, secret } => {
             let (plain, entry) = new_secret(&secret)?;
@@ -298,22 +298,30 @@ fn status(client: &Client, now: OffsetDateTime) -> &'static str {
     }
 }
 
-/// The registry files named by the config (or `--registry`), with the issuer's limits.
-struct RegistryFiles<'a> {
-    root: &'a Path,
-    config: &'a Config,
+/// The registry a command edits: its path, the issuer's bounds on token lifetimes, and whether
+/// a missing registry file may be created (only when asked, or when the config names it: a
+/// mistyped `--registry` must not start a new registry the gateway never reads).
+pub struct RegistryTarget {
+    pub path: PathBuf,
+    pub limits: Limits,
+    pub may_create: bool,
 }
 
-impl<'a> RegistryFiles<'a> {
-    fn new(config: &'a Config) -> Self {
-        RegistryFiles {
-            root: &config.registry.path,
-            config,
-        }
+/// What a file holds once its last client is removed: a registry file is never left with zero
+/// bytes, which no reader can tell from one being written.
+const NO_CLIENTS: &str =
+    "# credgate client registry: no clients. `credgate client add` adds them here.\n";
+
+/// The registry files of a [`RegistryTarget`].
+struct RegistryFiles<'a>(&'a RegistryTarget);
+
+impl RegistryFiles<'_> {
+    fn root(&self) -> &Path {
+        &self.0.path
     }
 
     fn load(&self) -> anyhow::Result<crate::registry::Registry> {
-        Ok(file::load(self.root, &self.config.issuer.lifetimes)?)
+        Ok(file::load(self.root(), &self.0.limits)?)
     }
 
     /// Applies `change` to the file that defines client `id`.
@@ -322,28 +330,36 @@ impl<'a> RegistryFiles<'a> {
         id: &str,
         change: impl FnOnce(&mut RegistryDocument) -> Result<(), String>,
     ) -> anyhow::Result<PathBuf> {
-        let sources = file::read_sources(self.root)?;
+        let sources = file::read_sources(self.root())?;
         let index = sources
             .iter()
             .position(|s| RegistryDocument::parse(&s.text).is_ok_and(|d| d.contains(id)))
-            .ok_or_else(|| anyhow!("no client with id {id:?} in {}", self.root.display()))?;
+            .ok_or_else(|| anyhow!("no client with id {id:?} in {}", self.root().display()))?;
         self.write(sources, index, change)
     }
 
     /// Applies `change` to the file a new client `id` goes into: the registry file itself
-    /// (created if missing), or `<id>.toml` in a registry directory.
+    /// (created if missing and allowed), or `<id>.toml` in a registry directory.
     fn edit_new(
         &self,
         id: &str,
         change: impl FnOnce(&mut RegistryDocument) -> Result<(), String>,
     ) -> anyhow::Result<PathBuf> {
-        let target = if self.root.is_dir() {
-            self.root.join(format!("{id}.toml"))
+        let root = self.root();
+        if !root.exists() && !self.0.may_create {
+            bail!(
+                "{} does not exist (relative to {}); pass --create to start a new registry there",
+                root.display(),
+                std::env::current_dir().map_or_else(|_| "?".into(), |d| d.display().to_string())
+            );
+        }
+        let target = if root.is_dir() {
+            root.join(format!("{id}.toml"))
         } else {
-            self.root.to_path_buf()
+            root.to_path_buf()
         };
-        let mut sources = if target.exists() || self.root.is_dir() {
-            file::read_sources(self.root)?
+        let mut sources = if target.exists() || root.is_dir() {
+            file::read_sources(root)?
         } else {
             Vec::new()
         };
@@ -361,7 +377,8 @@ impl<'a> RegistryFiles<'a> {
     }
 
     /// Edits `sources[index]`, validates the whole registry as it would be, and only then
-    /// writes the file atomically.
+    /// writes the file atomically. A file left without clients is deleted from a registry
+    /// directory, and keeps a comment in a single-file registry.
     fn write(
         &self,
         mut sources: Vec<Source>,
@@ -372,11 +389,24 @@ impl<'a> RegistryFiles<'a> {
         let mut doc = RegistryDocument::parse(&sources[index].text)
             .map_err(|e| anyhow!("{}: {e}", path.display()))?;
         change(&mut doc).map_err(|e| anyhow!(e))?;
-        sources[index].text = doc.render();
-        file::validate(&sources, &self.config.issuer.lifetimes)
+        let emptied = doc.is_empty();
+        let in_directory = self.root().is_dir();
+        sources[index].text = match doc.render() {
+            text if emptied && text.trim().is_empty() => NO_CLIENTS.to_owned(),
+            text => text,
+        };
+        if emptied && in_directory {
+            sources.remove(index);
+        }
+        file::validate(&sources, &self.0.limits)
             .context("the change was not written because the registry would be invalid")?;
-        file::write_atomic(&path, &sources[index].text)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        if emptied && in_directory {
+            atomic::remove_durably(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        } else {
+            atomic::write_atomic(&path, &sources[index].text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         Ok(path)
     }
 }

@@ -1,40 +1,28 @@
 //! `credgate keys …`: signing keys in `keys_dir`.
 
+use std::path::Path;
+use std::time::SystemTime;
+
 use clap::Subcommand;
 
 use crate::config::Config;
-use std::time::SystemTime;
-
 use crate::issuer::keys::{self, KeySet, SigningAlgorithm};
-
-/// Deletes the keys no live token can need: retired longer ago than the longest token lifetime
-/// plus the guard's clock-skew leeway.
-fn prune(config: &Config) -> anyhow::Result<()> {
-    let set = KeySet::load(&config.issuer.keys_dir, config.issuer.algorithm)?;
-    let max_age = config.issuer.lifetimes.max + config.guard.leeway;
-    let stale = keys::prunable(&set, max_age, SystemTime::now());
-    for key in &stale {
-        std::fs::remove_file(&key.file)?;
-        println!("Pruned key {} ({})", key.kid, key.file.display());
-    }
-    if stale.is_empty() {
-        println!("No key to prune.");
-    }
-    Ok(())
-}
+use crate::timefmt::{format_duration, format_instant};
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
-    /// Generate a new key; it signs from the next start on (the newest key signs).
+    /// Generate a new key: published at once, it signs once `issuer.key_activation_delay` has
+    /// passed (the newest active key signs).
     Generate {
         /// Default: the issuer's configured algorithm.
         #[arg(long)]
         algorithm: Option<SigningAlgorithm>,
     },
-    /// List the keys, their ids and which one signs.
+    /// List the keys, their ids, which one signs, and when a new one takes over.
     List,
-    /// Generate a new signing key, then prune: the previous key keeps verifying until every
-    /// token it signed has expired. A running gateway picks the new key up by itself.
+    /// Generate a new signing key, then prune: the previous key keeps signing until the new one
+    /// is active and verifying until every token it signed has expired. Running gateways pick
+    /// the new key up by themselves.
     Rotate,
     /// Delete keys that stopped signing longer ago than a token can live.
     Prune,
@@ -47,7 +35,7 @@ pub fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
             let algorithm = algorithm.unwrap_or(config.issuer.algorithm);
             let file = keys::generate(dir, algorithm).map_err(anyhow::Error::msg)?;
             println!("Generated a {} key: {}", algorithm.name(), file.display());
-            Ok(())
+            announce_takeover(config, &file)
         }
         KeysCommand::Rotate => {
             let file = keys::generate(dir, config.issuer.algorithm).map_err(anyhow::Error::msg)?;
@@ -56,24 +44,85 @@ pub fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 config.issuer.algorithm.name(),
                 file.display()
             );
+            announce_takeover(config, &file)?;
             prune(config)
         }
         KeysCommand::Prune => prune(config),
-        KeysCommand::List => {
-            let set = KeySet::load(dir, config.issuer.algorithm)?;
-            let signing = &set.signing_key().kid;
-            println!("{:<44} {:<6} {:<8} FILE", "KID", "ALG", "SIGNS");
-            for key in set.keys() {
-                let signs = if &key.kid == signing { "yes" } else { "" };
-                println!(
-                    "{:<44} {:<6} {:<8} {}",
-                    key.kid,
-                    key.algorithm.name(),
-                    signs,
-                    key.file.display()
-                );
-            }
-            Ok(())
-        }
+        KeysCommand::List => list(config),
     }
+}
+
+fn load(config: &Config) -> anyhow::Result<KeySet> {
+    let issuer = &config.issuer;
+    Ok(KeySet::load(
+        &issuer.keys_dir,
+        issuer.algorithm,
+        issuer.key_activation_delay,
+    )?)
+}
+
+/// Says when the key in `file` starts signing.
+fn announce_takeover(config: &Config, file: &Path) -> anyhow::Result<()> {
+    let set = load(config)?;
+    let Some(key) = set.keys().iter().find(|k| k.file == file) else {
+        return Ok(());
+    };
+    if key.algorithm != config.issuer.algorithm {
+        println!(
+            "It is published and verifies; it signs only if issuer.algorithm becomes {}.",
+            key.algorithm.name()
+        );
+        return Ok(());
+    }
+    println!(
+        "Published now (JWKS, verification); it signs from {} (issuer.key_activation_delay = {}).",
+        format_instant(key.active_from.into()),
+        format_duration(config.issuer.key_activation_delay)
+    );
+    Ok(())
+}
+
+fn list(config: &Config) -> anyhow::Result<()> {
+    let set = load(config)?;
+    let now = SystemTime::now();
+    let signing = &set.signing_key_at(now).kid;
+    let next = set.next_signing_key(now).map(|k| &k.kid);
+    println!(
+        "{:<44} {:<6} {:<22} {:<21} FILE",
+        "KID", "ALG", "SIGNS", "ACTIVE FROM"
+    );
+    for key in set.keys() {
+        let signs = if &key.kid == signing {
+            "yes".to_owned()
+        } else if Some(&key.kid) == next {
+            "next".to_owned()
+        } else {
+            String::new()
+        };
+        println!(
+            "{:<44} {:<6} {:<22} {:<21} {}",
+            key.kid,
+            key.algorithm.name(),
+            signs,
+            format_instant(key.active_from.into()),
+            key.file.display()
+        );
+    }
+    Ok(())
+}
+
+/// Deletes the keys no live token can need: retired longer ago than the longest token lifetime
+/// plus the guard's clock-skew leeway.
+fn prune(config: &Config) -> anyhow::Result<()> {
+    let set = load(config)?;
+    let max_age = config.issuer.lifetimes.max + config.guard.leeway;
+    let stale = keys::prunable(&set, max_age, SystemTime::now());
+    for key in &stale {
+        std::fs::remove_file(&key.file)?;
+        println!("Pruned key {} ({})", key.kid, key.file.display());
+    }
+    if stale.is_empty() {
+        println!("No key to prune.");
+    }
+    Ok(())
 }

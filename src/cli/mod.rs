@@ -20,12 +20,16 @@ use crate::registry;
     about = "OAuth 2.0 client-credentials gateway"
 )]
 struct Cli {
-    /// The gateway configuration file.
-    #[arg(long, global = true, default_value = DEFAULT_CONFIG_PATH)]
-    config: PathBuf,
-    /// The client registry (file or directory); default: `registry.path` of the config.
+    /// The gateway configuration file [default: config/credgate.toml].
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// The client registry (file or directory); default: `registry.path` of the config. With
+    /// it, registry commands need no config (they read one only for the token-lifetime bounds).
     #[arg(long, global = true)]
     registry: Option<PathBuf>,
+    /// Let a registry command create the `--registry` file when it does not exist yet.
+    #[arg(long, global = true)]
+    create: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -81,18 +85,81 @@ fn init_logging(config: &LogConfig) {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut config = Config::load(&cli.config)?;
+    let config_path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Client(_) | Command::Secret(_) = command {
+        init_logging(&LogConfig::default());
+        let target = registry_target(cli.config.as_deref(), cli.registry, cli.create)?;
+        return match command {
+            Command::Client(command) => clients::client(&target, command),
+            Command::Secret(command) => clients::secret(&target, command),
+            _ => unreachable!("only registry commands get here"),
+        };
+    }
+    let mut config = Config::load(&config_path)?;
     init_logging(&config.log);
     if let Some(path) = cli.registry {
         config.registry.path = path;
     }
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => Ok(crate::server::serve(config)?),
-        Command::Check => check(&cli.config, &config),
-        Command::Client(command) => clients::client(&config, command),
-        Command::Secret(command) => clients::secret(&config, command),
+    match command {
+        Command::Serve => Ok(crate::server::serve(config, &config_path)?),
+        Command::Check => check(&config_path, &config),
         Command::Keys(command) => keys::keys(&config, command),
+        Command::Client(_) | Command::Secret(_) => unreachable!("handled above"),
     }
+}
+
+/// The registry a `client` or `secret` command edits, and the bounds it checks lifetimes
+/// against. Without `--registry` it is the config's. With it, the config is read only when
+/// given or present at the default path, for its token-lifetime bounds; never for anything else
+/// (a config whose upstreams do not resolve here must not stop a registry edit).
+fn registry_target(
+    config: Option<&Path>,
+    registry: Option<PathBuf>,
+    create: bool,
+) -> anyhow::Result<clients::RegistryTarget> {
+    let default = Path::new(DEFAULT_CONFIG_PATH);
+    let Some(path) = registry else {
+        let config = Config::load(config.unwrap_or(default))?;
+        return Ok(clients::RegistryTarget {
+            path: config.registry.path,
+            limits: config.issuer.lifetimes,
+            may_create: true,
+        });
+    };
+    let loaded = match config {
+        Some(config) => Some(Config::load(config)?),
+        None if default.exists() => Config::load(default)
+            .map_err(|problems| {
+                eprintln!(
+                    "note: {} does not load ({} problem(s)); ignoring it",
+                    default.display(),
+                    problems.0.len()
+                )
+            })
+            .ok(),
+        None => None,
+    };
+    let (limits, names_it) = match &loaded {
+        Some(config) => (config.issuer.lifetimes, config.registry.path == path),
+        None => {
+            let limits = registry::Limits::DEFAULT;
+            eprintln!(
+                "note: no gateway config read; token lifetimes are checked against the default bounds {}..{} (pass --config to use the issuer's)",
+                crate::timefmt::format_duration(limits.min),
+                crate::timefmt::format_duration(limits.max)
+            );
+            (limits, false)
+        }
+    };
+    Ok(clients::RegistryTarget {
+        path,
+        limits,
+        may_create: create || names_it,
+    })
 }
 
 /// `credgate check`: everything `serve` would load, without serving or generating anything.
@@ -102,7 +169,12 @@ fn check(config_path: &Path, config: &Config) -> anyhow::Result<()> {
     let keys = if crate::issuer::keys::has_no_keys(keys_dir) {
         Ok(None)
     } else {
-        KeySet::load(keys_dir, config.issuer.algorithm).map(Some)
+        KeySet::load(
+            keys_dir,
+            config.issuer.algorithm,
+            config.issuer.key_activation_delay,
+        )
+        .map(Some)
     };
     let mut problems = crate::problems::Problems::default();
     if let Err(e) = &registry {
@@ -146,5 +218,12 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_default_lifetime_bounds_are_the_issuers_defaults() {
+        let minimal = "[server]\nlisten = \"127.0.0.1:1\"\n[issuer]\nissuer = \"http://x\"\nkeys_dir = \"k\"\naudience = \"a\"\n[registry]\npath = \"r\"\n";
+        let config = crate::config::Config::parse(std::path::Path::new("c"), minimal).unwrap();
+        assert_eq!(config.issuer.lifetimes, crate::registry::Limits::DEFAULT);
     }
 }

@@ -3,9 +3,16 @@
 //!
 //! Every key carries the one algorithm its type allows (Ed25519 → EdDSA, P-256 → ES256,
 //! RSA → RS256), so a token can never be verified with an algorithm its key was not made for.
-//! The signing key is the last file in name order among keys of the configured algorithm;
-//! generated files are named by creation time, so the newest key signs. Every key in the
-//! directory verifies and is published in the JWKS.
+//! Every key in the directory verifies and is published in the JWKS from the moment it is
+//! seen. A key *signs* only once it is active: `key_activation_delay` after its creation time
+//! (the UTC stamp that starts a generated key's name, else the file's modification time). Of
+//! the active keys of the configured algorithm, the newest signs; before any is active (a
+//! deployment's first key), the oldest does.
+//!
+//! The delay is what makes a rotation safe across instances: every instance reads the same
+//! creation time, so they all switch at the same moment, and by then every instance has had
+//! `key_activation_delay` to see the new key (a Kubernetes Secret update takes up to about a
+//! minute) and accepts its tokens.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -79,6 +86,8 @@ pub struct Key {
     pub kid: String,
     pub algorithm: SigningAlgorithm,
     pub file: PathBuf,
+    /// When it may start signing: its creation time plus `key_activation_delay`.
+    pub active_from: SystemTime,
     encoding: EncodingKey,
     decoding: DecodingKey,
     /// The public key as published in the JWKS (with `kid`, `alg` and `use`).
@@ -98,20 +107,26 @@ impl Key {
 /// The live key set, replaced whole when `keys_dir` changes.
 pub type KeyStore = crate::live::Live<KeySet>;
 
-/// Every key of `keys_dir`, the one that signs, and the JWKS document built once at load.
+/// Every key of `keys_dir`, those that may sign, and the JWKS document built once at load.
 pub struct KeySet {
     keys: Vec<Key>,
-    signing: usize,
+    /// Indexes of the keys of the configured algorithm, oldest first (never empty).
+    signers: Vec<usize>,
     jwks: Vec<u8>,
 }
 
 impl KeySet {
-    /// Loads every `*.pem` of `dir`; fails unless one of them is a key of `algorithm`.
-    pub fn load(dir: &Path, algorithm: SigningAlgorithm) -> Result<KeySet, Problems> {
+    /// Loads every `*.pem` of `dir`; fails unless one of them is a key of `algorithm`. Each key
+    /// becomes active `activation_delay` after its creation.
+    pub fn load(
+        dir: &Path,
+        algorithm: SigningAlgorithm,
+        activation_delay: Duration,
+    ) -> Result<KeySet, Problems> {
         let mut problems = Problems::default();
         let mut keys: Vec<Key> = Vec::new();
         for file in key_files(dir).map_err(|e| Problems::one(dir, e))? {
-            match read_key(&file) {
+            match read_key(&file, activation_delay) {
                 Ok(key) if keys.iter().any(|k| k.kid == key.kid) => {
                     problems.push(&file, "", format!("duplicate of key {}", key.kid));
                 }
@@ -119,7 +134,10 @@ impl KeySet {
                 Err(e) => problems.push(&file, "", e),
             }
         }
-        let Some(signing) = keys.iter().rposition(|k| k.algorithm == algorithm) else {
+        let signers: Vec<usize> = (0..keys.len())
+            .filter(|&i| keys[i].algorithm == algorithm)
+            .collect();
+        if signers.is_empty() {
             problems.push(
                 dir,
                 "",
@@ -129,31 +147,65 @@ impl KeySet {
                 ),
             );
             return Err(problems);
-        };
+        }
         let jwks = jwks_document(&keys);
         problems.into_result(KeySet {
             keys,
-            signing,
+            signers,
             jwks,
         })
     }
 
-    /// Like [`KeySet::load`], but first generates a key when `dir` has none of `algorithm`
-    /// (the first start of a new deployment).
-    pub fn load_or_generate(dir: &Path, algorithm: SigningAlgorithm) -> Result<KeySet, Problems> {
-        let has_key = key_files(dir)
-            .unwrap_or_default()
-            .iter()
-            .any(|f| read_key(f).is_ok_and(|k| k.algorithm == algorithm));
+    /// Like [`KeySet::load`], but first generates a key when `dir` has no key of `algorithm`
+    /// and every key file in it can be read (a new deployment, or a change of algorithm). A
+    /// key file that cannot be read is an error, never a reason to generate: in a keys
+    /// directory shared by several instances, a generated key would be the newest and would
+    /// take over signing on all of them.
+    pub fn load_or_generate(
+        dir: &Path,
+        algorithm: SigningAlgorithm,
+        activation_delay: Duration,
+    ) -> Result<KeySet, Problems> {
+        let files = key_files(dir).map_err(|e| Problems::one(dir, e))?;
+        let mut unreadable = Problems::default();
+        let mut has_key = false;
+        for file in &files {
+            match read_key(file, activation_delay) {
+                Ok(key) => has_key |= key.algorithm == algorithm,
+                Err(e) => unreadable.push(file, "", e),
+            }
+        }
+        if !unreadable.is_empty() {
+            return Err(unreadable);
+        }
         if !has_key {
             let file = generate(dir, algorithm).map_err(|e| Problems::one(dir, e))?;
             tracing::info!(file = %file.display(), algorithm = algorithm.name(), "generated a signing key");
         }
-        Self::load(dir, algorithm)
+        Self::load(dir, algorithm, activation_delay)
     }
 
+    /// The key that signs now.
     pub fn signing_key(&self) -> &Key {
-        &self.keys[self.signing]
+        self.signing_key_at(SystemTime::now())
+    }
+
+    /// The key that signs at `now`: the newest active key of the configured algorithm, or the
+    /// oldest one when none is active yet.
+    pub fn signing_key_at(&self, now: SystemTime) -> &Key {
+        let active = self
+            .signers
+            .iter()
+            .rev()
+            .find(|&&i| self.keys[i].active_from <= now);
+        &self.keys[*active.unwrap_or(&self.signers[0])]
+    }
+
+    /// The key that will sign next, and from when, if one is waiting for its activation.
+    pub fn next_signing_key(&self, now: SystemTime) -> Option<&Key> {
+        let current = &self.signing_key_at(now).kid;
+        let newest = &self.keys[*self.signers.last()?];
+        (newest.kid != *current && newest.active_from > now).then_some(newest)
     }
 
     pub fn find(&self, kid: &str) -> Option<&Key> {
@@ -171,17 +223,16 @@ impl KeySet {
 }
 
 /// The keys of `set` that can no longer verify a live token: they stopped signing (a newer key
-/// exists) more than `max_token_age` ago. A key stops signing when the next newer key is
-/// created; the signing key is never among them.
+/// became active) more than `max_token_age` ago. The signing key is never among them.
 pub fn prunable(set: &KeySet, max_token_age: Duration, now: SystemTime) -> Vec<&Key> {
     let keys = set.keys();
+    let signing = &set.signing_key_at(now).kid;
     keys.iter()
         .zip(keys.iter().skip(1))
-        .filter(|(key, _)| key.kid != set.signing_key().kid)
+        .filter(|(key, _)| key.kid != *signing)
         .filter(|(_, successor)| {
-            created(&successor.file)
-                .and_then(|at| now.duration_since(at).ok())
-                .is_some_and(|retired_for| retired_for > max_token_age)
+            now.duration_since(successor.active_from)
+                .is_ok_and(|retired_for| retired_for > max_token_age)
         })
         .map(|(key, _)| key)
         .collect()
@@ -212,14 +263,16 @@ fn key_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     };
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "pem") && p.is_file())
+        // Not `is_file()`: a key file that cannot be read (a dangling link, no permission) must
+        // surface as an error, never be skipped as if there were no key.
+        .filter(|p| p.extension().is_some_and(|x| x == "pem") && !p.is_dir())
         .collect();
     files.sort();
     Ok(files)
 }
 
-/// Reads a PKCS#8 private key and derives its algorithm, JWK and kid.
-fn read_key(file: &Path) -> Result<Key, String> {
+/// Reads a PKCS#8 private key and derives its algorithm, JWK, kid and activation time.
+fn read_key(file: &Path, activation_delay: Duration) -> Result<Key, String> {
     let pem = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
     let (algorithm, encoding) = [
         (SigningAlgorithm::EdDSA, EncodingKey::from_ed_pem(&pem)),
@@ -237,10 +290,12 @@ fn read_key(file: &Path) -> Result<Key, String> {
     jwk.common.key_id = Some(kid.clone());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable public key: {e}"))?;
+    let created = created(file).ok_or("cannot tell when the key was made")?;
     Ok(Key {
         kid,
         algorithm,
         file: file.to_path_buf(),
+        active_from: created + activation_delay,
         encoding,
         decoding,
         jwk,
@@ -283,7 +338,7 @@ pub fn generate(dir: &Path, algorithm: SigningAlgorithm) -> Result<PathBuf, Stri
     file.write_all(pem.as_bytes())
         .and_then(|_| file.sync_all())
         .map_err(|e| format!("cannot write {}: {e}", staged.display()))?;
-    let kid = read_key(&staged)?.kid;
+    let kid = read_key(&staged, Duration::ZERO)?.kid;
     // Nanoseconds keep two keys made within one second in creation order.
     let nanos = now.nanosecond();
     let target = dir.join(format!(
@@ -314,7 +369,7 @@ mod tests {
                 std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
                 0o600
             );
-            let keys = KeySet::load(dir.path(), algorithm).unwrap();
+            let keys = KeySet::load(dir.path(), algorithm, Duration::ZERO).unwrap();
             let key = keys.signing_key();
             assert_eq!(key.algorithm, algorithm);
             assert_eq!(key.kid.len(), 43, "base64url SHA-256 thumbprint");
@@ -340,11 +395,15 @@ mod tests {
             &second,
         )
         .unwrap();
-        let keys = KeySet::load(dir.path(), SigningAlgorithm::EdDSA).unwrap();
+        let keys = KeySet::load(dir.path(), SigningAlgorithm::EdDSA, Duration::ZERO).unwrap();
         assert_eq!(keys.keys().len(), 3);
         assert_eq!(keys.signing_key().file, second);
-        assert!(keys.find(&read_key(&first).unwrap().kid).is_some());
-        assert!(keys.find(&read_key(&other).unwrap().kid).is_some());
+        assert!(keys
+            .find(&read_key(&first, Duration::ZERO).unwrap().kid)
+            .is_some());
+        assert!(keys
+            .find(&read_key(&other, Duration::ZERO).unwrap().kid)
+            .is_some());
     }
 
     #[test]
@@ -359,7 +418,7 @@ mod tests {
             let file = generate(scratch.path(), SigningAlgorithm::EdDSA).unwrap();
             std::fs::rename(file, dir.path().join(name)).unwrap();
         }
-        let set = KeySet::load(dir.path(), SigningAlgorithm::EdDSA).unwrap();
+        let set = KeySet::load(dir.path(), SigningAlgorithm::EdDSA, Duration::ZERO).unwrap();
         let day = Duration::from_secs(86_400);
         let at = |y, m, d| {
             SystemTime::from(
@@ -387,7 +446,7 @@ mod tests {
     #[test]
     fn missing_or_wrong_keys_are_problems() {
         let dir = tempfile::tempdir().unwrap();
-        let err = KeySet::load(dir.path(), SigningAlgorithm::EdDSA)
+        let err = KeySet::load(dir.path(), SigningAlgorithm::EdDSA, Duration::ZERO)
             .err()
             .unwrap()
             .to_string();
@@ -397,13 +456,64 @@ mod tests {
             "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
         )
         .unwrap();
-        let err = KeySet::load_or_generate(dir.path(), SigningAlgorithm::EdDSA)
+        let err = KeySet::load_or_generate(dir.path(), SigningAlgorithm::EdDSA, Duration::ZERO)
             .err()
             .unwrap()
             .to_string();
         assert!(
             err.contains("junk.pem: not a PKCS#8 PEM private key"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_new_key_is_published_at_once_and_signs_after_the_activation_delay() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        for name in [
+            "20260101T000000Z-EdDSA-a.pem",
+            "20260101T001000Z-EdDSA-b.pem",
+        ] {
+            let file = generate(scratch.path(), SigningAlgorithm::EdDSA).unwrap();
+            std::fs::rename(file, dir.path().join(name)).unwrap();
+        }
+        let delay = Duration::from_secs(300);
+        let set = KeySet::load(dir.path(), SigningAlgorithm::EdDSA, delay).unwrap();
+        let at = |minute: u8| {
+            SystemTime::from(
+                time::macros::datetime!(2026-01-01 0:00 UTC)
+                    + time::Duration::minutes(minute.into()),
+            )
+        };
+        let name = |key: &Key| key.file.file_name().unwrap().to_string_lossy()[23..24].to_string();
+        // Before anything is active the oldest key signs; "a" is active from 00:05.
+        assert_eq!(name(set.signing_key_at(at(1))), "a");
+        assert_eq!(
+            name(set.signing_key_at(at(12))),
+            "a",
+            "b is published but not active"
+        );
+        assert_eq!(name(set.next_signing_key(at(12)).unwrap()), "b");
+        assert_eq!(name(set.signing_key_at(at(15))), "b");
+        assert!(set.next_signing_key(at(15)).is_none());
+        assert!(set.find(&set.signing_key_at(at(15)).kid).is_some());
+    }
+
+    #[test]
+    fn an_unreadable_key_file_is_an_error_and_no_key_is_generated() {
+        let dir = tempfile::tempdir().unwrap();
+        // A symlink to nowhere fails to read for root too.
+        std::os::unix::fs::symlink(dir.path().join("gone"), dir.path().join("a.pem")).unwrap();
+        std::fs::write(dir.path().join("b.pem"), "not a key").unwrap();
+        let err = KeySet::load_or_generate(dir.path(), SigningAlgorithm::EdDSA, Duration::ZERO)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("b.pem: not a PKCS#8 PEM private key"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "nothing generated"
         );
     }
 }

@@ -27,10 +27,20 @@ pub struct Metrics {
     /// `result`: `applied` or `rejected`.
     pub registry_reloads: IntCounterVec,
     pub registry_clients: IntGauge,
+    /// 1 while the registry files in service are valid; 0 after a refused reload, while only
+    /// what both the previous registry and the refused files grant is in service.
+    pub registry_valid: IntGauge,
     pub registry_last_reload: Gauge,
     pub secret_verify_queue_depth: IntGauge,
     pub secret_cache_hits: IntCounter,
     pub secret_verifications: IntCounter,
+    pub upstream_resolve_failures: IntCounter,
+    /// `result`: `applied` or `rejected`.
+    pub config_reloads: IntCounterVec,
+    /// 1 while the config file's last version was applied, 0 after a refused reload.
+    pub config_valid: IntGauge,
+    /// `result`: `applied` or `rejected`.
+    pub certificate_reloads: IntCounterVec,
     /// `by`: `client` or `ip`, the limit that refused the attempt.
     pub auth_throttled: IntCounterVec,
 }
@@ -149,6 +159,10 @@ impl Metrics {
                 "credgate_registry_clients",
                 "Clients in the registry in service",
             ),
+            registry_valid: gauge(
+                "credgate_registry_valid",
+                "1 while the registry files in service are valid, 0 after a refused reload (alert on 0)",
+            ),
             registry_last_reload,
             secret_verify_queue_depth: gauge(
                 "credgate_secret_verify_queue_depth",
@@ -162,6 +176,24 @@ impl Metrics {
                 "credgate_secret_verifications_total",
                 "Token or introspection requests that ran argon2id",
             ),
+            upstream_resolve_failures: counter(
+                "credgate_upstream_resolve_failures_total",
+                "Lookups of an upstream's DNS name that failed",
+            ),
+            config_reloads: counter_vec(
+                "credgate_config_reloads_total",
+                "Reloads of the gateway config file by result",
+                &["result"],
+            ),
+            config_valid: gauge(
+                "credgate_config_valid",
+                "1 while the config file's last version is in service, 0 after a refused reload",
+            ),
+            certificate_reloads: counter_vec(
+                "credgate_certificate_reloads_total",
+                "Reloads of the TLS certificate by result",
+                &["result"],
+            ),
             auth_throttled: counter_vec(
                 "credgate_auth_throttled_total",
                 "Client authentications refused with slow_down by the failure limits",
@@ -171,13 +203,35 @@ impl Metrics {
         }
     }
 
-    /// Records that a registry with `clients` clients went into service now.
-    pub fn registry_applied(&self, clients: usize) {
+    /// Records that a registry with `clients` clients went into service now: all the files
+    /// say (`valid`), or the restriction a refused reload left in service.
+    pub fn registry_applied(&self, clients: usize, valid: bool) {
+        self.registry_valid.set(i64::from(valid));
         self.registry_clients.set(clients as i64);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         self.registry_last_reload.set(now);
+    }
+
+    /// Records a reload: applied (`valid`), or refused with a restriction left in service.
+    pub fn registry_reloaded(&self, clients: usize, valid: bool) {
+        let result = if valid { "applied" } else { "rejected" };
+        self.registry_reloads.with_label_values(&[result]).inc();
+        self.registry_applied(clients, valid);
+    }
+
+    /// Records a reload of the gateway config file.
+    pub fn config_reloaded(&self, applied: bool) {
+        let result = if applied { "applied" } else { "rejected" };
+        self.config_reloads.with_label_values(&[result]).inc();
+        self.config_valid.set(i64::from(applied));
+    }
+
+    /// Records a reload of the TLS certificate.
+    pub fn certificate_reloaded(&self, applied: bool) {
+        let result = if applied { "applied" } else { "rejected" };
+        self.certificate_reloads.with_label_values(&[result]).inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -45,6 +45,11 @@ impl RegistryDocument {
         self.doc.to_string()
     }
 
+    /// Whether the file defines no client.
+    pub fn is_empty(&self) -> bool {
+        self.clients().is_none_or(|clients| clients.is_empty())
+    }
+
     pub fn contains(&self, id: &str) -> bool {
         self.position(id).is_some()
     }

@@ -2,7 +2,6 @@
 //! and writing files atomically.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -46,51 +45,66 @@ pub fn source_files(path: &Path) -> Result<Vec<PathBuf>, Problems> {
     Ok(files)
 }
 
-/// Reads every file of the registry at `path`.
+/// Reads every file of the registry at `path`; fails on the first problem.
 pub fn read_sources(path: &Path) -> Result<Vec<Source>, Problems> {
+    let (sources, problems) = read_readable_sources(path);
+    problems.into_result(sources)
+}
+
+/// Reads every file of the registry at `path` that can be read, and says which cannot.
+pub fn read_readable_sources(path: &Path) -> (Vec<Source>, Problems) {
+    let files = match source_files(path) {
+        Ok(files) => files,
+        Err(problems) => return (Vec::new(), problems),
+    };
     let mut problems = Problems::default();
     let mut sources = Vec::new();
-    for file in source_files(path)? {
+    for file in files {
         match std::fs::read_to_string(&file) {
             Ok(text) => sources.push(Source { path: file, text }),
             Err(e) => problems.push(&file, "", format!("cannot read: {e}")),
         }
     }
-    problems.into_result(sources)
+    (sources, problems)
 }
 
 /// Parses and validates `sources` as one registry; reports every problem found.
 pub fn validate(sources: &[Source], limits: &Limits) -> Result<Registry, Problems> {
+    let (registry, problems) = read_clients(sources, limits);
+    problems.into_result(registry)
+}
+
+/// What `sources` say as far as they can be read: every client that is valid on its own and
+/// whose id is defined once, and every problem. A client with any problem, or whose id is
+/// defined twice, is left out, so the registry never grants more than the files do.
+pub fn read_clients(sources: &[Source], limits: &Limits) -> (Registry, Problems) {
     let mut problems = Problems::default();
     let mut clients = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
+    let mut duplicated = Vec::new();
     for source in sources {
-        for (client, line) in parse_file(source, limits, &mut problems) {
-            if let Some(first) = seen.get(&client.id) {
-                let field = format!("client {:?}.id", client.id);
+        for table in parse_file(source, limits, &mut problems) {
+            let Some(id) = table.id else { continue };
+            if let Some(first) = seen.get(&id) {
+                let field = format!("client {id:?}.id");
                 let message = format!("duplicate id; already defined at {first}");
-                problems.push_at(&source.path, line, field, message);
+                problems.push_at(&source.path, table.line, field, message);
+                duplicated.push(id);
                 continue;
             }
-            let place = match line {
+            let place = match table.line {
                 Some(line) => format!("{}:{line}", source.path.display()),
                 None => source.path.display().to_string(),
             };
-            seen.insert(client.id.clone(), place);
-            clients.push(client);
+            seen.insert(id, place);
+            clients.extend(table.client);
         }
     }
-    problems.into_result(Registry::new(clients))
+    clients.retain(|c| !duplicated.contains(&c.id));
+    (Registry::new(clients), problems)
 }
 
 // ---- the file as written ------------------------------------------------------------------
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    #[serde(default)]
-    client: Vec<RawClient>,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -145,19 +159,44 @@ pub fn is_valid_scope_token(token: &str) -> bool {
             .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
-/// The valid clients of one file, each with the line of its `[[client]]` table.
-fn parse_file(
-    source: &Source,
-    limits: &Limits,
-    problems: &mut Problems,
-) -> Vec<(Client, Option<usize>)> {
-    let raw: RawFile = match toml::from_str(&source.text) {
-        Ok(raw) => raw,
+/// One `[[client]]` table as read: its id when that is valid, the client when the whole table
+/// is, and its line.
+struct ClientTable {
+    id: Option<String>,
+    client: Option<Client>,
+    line: Option<usize>,
+}
+
+/// Every `[[client]]` table of one file; nothing when the file is not valid TOML.
+///
+/// Each table is read on its own, so a missing or unknown field costs only its own client.
+fn parse_file(source: &Source, limits: &Limits, problems: &mut Problems) -> Vec<ClientTable> {
+    let mut table: toml::Table = match toml::from_str(&source.text) {
+        Ok(table) => table,
         Err(e) => {
             problems.push_toml(&source.path, &source.text, &e);
             return Vec::new();
         }
     };
+    let tables = match table.remove("client") {
+        None => Vec::new(),
+        Some(toml::Value::Array(tables)) => tables,
+        Some(_) => {
+            problems.push(
+                &source.path,
+                "client",
+                "must be a list of [[client]] tables",
+            );
+            Vec::new()
+        }
+    };
+    for unknown in table.keys() {
+        problems.push(
+            &source.path,
+            "",
+            format!("unknown field `{unknown}`, expected `client`"),
+        );
+    }
     let lines = client_lines(&source.text);
     let mut check = ClientChecker {
         path: &source.path,
@@ -165,12 +204,31 @@ fn parse_file(
         limits,
         problems,
     };
-    raw.client
+    tables
         .into_iter()
         .enumerate()
-        .filter_map(|(i, c)| {
+        .map(|(i, value)| {
             check.line = lines.get(i).copied();
-            check.client(i, c).map(|client| (client, check.line))
+            let id = value
+                .get("id")
+                .and_then(toml::Value::as_str)
+                .filter(|id| is_valid_client_id(id))
+                .map(str::to_owned);
+            let client = match value.try_into::<RawClient>() {
+                Ok(raw) => check.client(i, raw),
+                Err(e) => {
+                    let at = id
+                        .as_ref()
+                        .map_or(format!("client[{i}]"), |id| format!("client {id:?}"));
+                    check.problem(&at, e.message().trim_end());
+                    None
+                }
+            };
+            ClientTable {
+                id,
+                client,
+                line: check.line,
+            }
         })
         .collect()
 }
@@ -336,33 +394,6 @@ pub fn check_argon2id_hash(hash: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Replaces `path` with `contents` so that readers (the gateway's reload, a crashing editor)
-/// see either the old file or the new one, never half of it: write a temporary file beside
-/// it, flush it to disk, then rename it over. A symlinked file is written through its link.
-pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let dir = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mode = std::fs::metadata(&target).map_or(0o600, |m| m.permissions().mode() & 0o777);
-    let mut temp = tempfile::Builder::new()
-        .prefix(".credgate-")
-        .suffix(".tmp")
-        .tempfile_in(&dir)?;
-    temp.write_all(contents.as_bytes())?;
-    temp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))?;
-    temp.as_file().sync_all()?;
-    temp.persist(&target).map_err(|e| e.error)?;
-    // Make the rename itself durable; not every filesystem supports syncing a directory.
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,6 +525,31 @@ mod tests {
     }
 
     #[test]
+    fn a_duplicate_is_reported_even_when_one_of_the_pair_is_invalid() {
+        let text = format!(
+            "{}{}{}",
+            client("token_lifetime = \"soon\""),
+            client(""),
+            client("").replace("\"a\"", "\"b\"").replace(HASH, "plain")
+        );
+        let source = Source {
+            path: "clients.toml".into(),
+            text,
+        };
+        let (registry, problems) = read_clients(&[source], &limits());
+        let problems = problems.to_string();
+        assert_eq!(problems.lines().count(), 3, "{problems}");
+        assert!(
+            problems.contains("client \"a\".id: duplicate id"),
+            "{problems}"
+        );
+        assert!(
+            registry.is_empty(),
+            "neither of a duplicated pair is read as valid"
+        );
+    }
+
+    #[test]
     fn a_directory_loads_its_toml_files_only() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.toml"), client("")).unwrap();
@@ -506,23 +562,5 @@ mod tests {
         std::fs::write(dir.path().join(".a.toml.swp"), "garbage").unwrap();
         let registry = load(dir.path(), &limits()).unwrap();
         assert_eq!(registry.len(), 2);
-    }
-
-    #[test]
-    fn atomic_write_keeps_permissions_and_replaces_contents() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("clients.toml");
-        std::fs::write(&path, "old").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        write_atomic(&path, "new").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o640);
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp file left"
-        );
     }
 }

@@ -3,6 +3,7 @@
 //! A loaded registry is an immutable [`Registry`] snapshot. The running gateway reads it
 //! through a [`Store`], so readers never lock and a reload swaps it whole.
 
+pub mod atomic;
 pub mod edit;
 pub mod file;
 pub mod model;
@@ -22,6 +23,13 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The issuer's defaults (`min_token_lifetime = "1m"`, `max_token_lifetime = "1h"`),
+    /// which registry commands apply when they read no gateway config.
+    pub const DEFAULT: Limits = Limits {
+        min: Duration::from_secs(60),
+        max: Duration::from_secs(3600),
+    };
+
     /// Explains why `lifetime` is out of bounds, if it is.
     pub fn check(&self, lifetime: Duration) -> Result<(), String> {
         if lifetime < self.min {

@@ -113,4 +113,114 @@ impl Registry {
     pub fn all_scopes(&self) -> &[String] {
         &self.scopes
     }
+
+    /// What may stay in service when files that replace this registry are refused: only what
+    /// both this registry and `readable` (the clients the refused files still define validly)
+    /// grant. A client the files no longer define, or define with a problem, is out; one they
+    /// narrow is narrowed. Nothing is widened or added until the files are valid again, so a
+    /// refused reload never keeps a removed or disabled client working.
+    pub fn restrict(&self, readable: &Registry) -> Registry {
+        Registry::new(
+            self.clients
+                .values()
+                .filter_map(|old| readable.get(&old.id).map(|new| old.narrowed_by(new))),
+        )
+    }
+}
+
+impl Client {
+    /// This client with no more access than `other` (the same id) gives it.
+    fn narrowed_by(&self, other: &Client) -> Client {
+        let common = |a: &[String], b: &[String]| -> Vec<String> {
+            a.iter().filter(|x| b.contains(x)).cloned().collect()
+        };
+        let earliest = |a: Option<OffsetDateTime>, b: Option<OffsetDateTime>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let secrets = self
+            .secrets
+            .iter()
+            .filter_map(|mine| {
+                let theirs = other.secrets.iter().find(|s| s.hash == mine.hash)?;
+                Some(Secret {
+                    expires: earliest(mine.expires, theirs.expires),
+                    ..mine.clone()
+                })
+            })
+            .collect();
+        Client {
+            id: self.id.clone(),
+            name: other.name.clone(),
+            scopes: common(&self.scopes, &other.scopes),
+            roles: common(&self.roles, &other.roles),
+            token_lifetime: match (self.token_lifetime, other.token_lifetime) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            expires: earliest(self.expires, other.expires),
+            enabled: self.enabled && other.enabled,
+            tokens_not_before: self.tokens_not_before.max(other.tokens_not_before),
+            secrets,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn client(id: &str) -> Client {
+        Client {
+            id: id.into(),
+            name: id.into(),
+            scopes: vec!["a".into(), "b".into()],
+            roles: vec!["r".into()],
+            token_lifetime: None,
+            expires: None,
+            enabled: true,
+            tokens_not_before: None,
+            secrets: vec![
+                Secret {
+                    description: "one".into(),
+                    hash: "h1".into(),
+                    expires: None,
+                },
+                Secret {
+                    description: "two".into(),
+                    hash: "h2".into(),
+                    expires: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_restriction_keeps_only_what_both_grant() {
+        let old = Registry::new([client("kept"), client("removed"), client("narrowed")]);
+        let mut narrowed = client("narrowed");
+        narrowed.scopes = vec!["b".into(), "c".into()];
+        narrowed.enabled = false;
+        narrowed.expires = Some(datetime!(2030-01-01 0:00 UTC));
+        narrowed.tokens_not_before = Some(datetime!(2026-01-01 0:00 UTC));
+        narrowed.secrets.remove(0);
+        narrowed.secrets[0].expires = Some(datetime!(2029-01-01 0:00 UTC));
+        let mut widened = client("kept");
+        widened.scopes.push("admin".into());
+        let readable = Registry::new([widened, narrowed, client("added")]);
+
+        let restricted = old.restrict(&readable);
+        assert_eq!(restricted.len(), 2);
+        assert!(restricted.get("removed").is_none() && restricted.get("added").is_none());
+        assert_eq!(restricted.get("kept").unwrap().scopes, ["a", "b"]);
+        let n = restricted.get("narrowed").unwrap();
+        assert_eq!(n.scopes, ["b"]);
+        assert!(!n.enabled);
+        assert_eq!(n.expires, Some(datetime!(2030-01-01 0:00 UTC)));
+        assert_eq!(n.tokens_not_before, Some(datetime!(2026-01-01 0:00 UTC)));
+        assert_eq!(n.secrets.len(), 1);
+        assert_eq!(n.secrets[0].hash, "h2");
+        assert_eq!(n.secrets[0].expires, Some(datetime!(2029-01-01 0:00 UTC)));
+    }
 }

@@ -24,10 +24,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use super::{file, Limits, Store};
-use crate::config::TlsFiles;
+use crate::config::{Config, TlsFiles};
 use crate::issuer::keys::{KeySet, KeyStore, SigningAlgorithm};
 use crate::ops::metrics::metrics;
 use crate::problems::Problems;
+use crate::proxy::{Edge, EdgeStore};
 use crate::tls::CertStore;
 
 /// How long to wait for a burst of file events to settle before reloading.
@@ -42,6 +43,17 @@ enum Target {
     Registry,
     Keys,
     Certificate,
+    Config,
+}
+
+/// The gateway config file, the config the process started with, and the edge built from the
+/// config last applied.
+struct ConfigFile {
+    path: PathBuf,
+    running: Config,
+    edge: Arc<EdgeStore>,
+    /// Hash of the text last applied.
+    applied: AtomicU64,
 }
 
 /// Reloads the registry into its store, and the keys into theirs.
@@ -56,9 +68,13 @@ pub struct Reloader {
     applied: AtomicU64,
     keys_dir: PathBuf,
     algorithm: SigningAlgorithm,
+    key_activation_delay: Duration,
     keys: Arc<KeyStore>,
     /// The TLS listener's certificate files and the certificate in service, if TLS is on.
     certificate: Option<(TlsFiles, Arc<CertStore>)>,
+    /// Hash of the certificate files in service, to skip reloads that change nothing.
+    certificate_applied: AtomicU64,
+    config: Option<ConfigFile>,
     /// Watch the files; without it only SIGHUP reloads.
     watch: bool,
 }
@@ -72,118 +88,165 @@ pub enum Reloaded {
     Unchanged,
 }
 
+/// What a config reload applied.
+#[derive(Debug)]
+pub struct ConfigReloaded {
+    pub routes: usize,
+    /// Changed settings that take effect only after a restart.
+    pub restart_needed: Vec<&'static str>,
+}
+
+/// A reload refused because the files have problems, and what it still applied.
+#[derive(Debug)]
+pub struct Refused {
+    pub problems: Problems,
+    /// Clients left in service: those the previous registry and the readable part of the
+    /// files both grant, narrowed to what both allow (see [`super::Registry::restrict`]).
+    pub in_service: usize,
+    /// Clients the refusal took out of service.
+    pub taken_out: Vec<String>,
+}
+
 impl Reloader {
-    pub fn new(
-        registry_path: PathBuf,
-        limits: Limits,
-        registry: Arc<Store>,
-        keys_dir: PathBuf,
-        algorithm: SigningAlgorithm,
-        keys: Arc<KeyStore>,
-    ) -> Self {
-        let applied = file::read_sources(&registry_path).map_or(0, |s| fingerprint(&s));
+    /// A reloader of the registry and keys `config` names into `registry` and `keys`.
+    pub fn new(config: &Config, registry: Arc<Store>, keys: Arc<KeyStore>) -> Self {
+        let registry_path = config.registry.path.clone();
+        let applied = fingerprint(&file::read_readable_sources(&registry_path).0);
         Reloader {
             registry_is_dir: registry_path.is_dir(),
             registry_path,
-            limits,
+            limits: config.issuer.lifetimes,
             registry,
             applied: AtomicU64::new(applied),
-            keys_dir,
-            algorithm,
+            keys_dir: config.issuer.keys_dir.clone(),
+            algorithm: config.issuer.algorithm,
+            key_activation_delay: config.issuer.key_activation_delay,
             keys,
             certificate: None,
-            watch: true,
+            certificate_applied: AtomicU64::new(0),
+            config: None,
+            watch: config.registry.watch,
         }
-    }
-
-    /// Reload only on SIGHUP, not on file changes.
-    pub fn without_watching(mut self) -> Self {
-        self.watch = false;
-        self
     }
 
     /// Also reloads the TLS listener's certificate when its files change.
     pub fn with_certificate(mut self, certificate: Option<(TlsFiles, Arc<CertStore>)>) -> Self {
+        if let Some((files, _)) = &certificate {
+            self.certificate_applied = AtomicU64::new(hash_files(&[&files.cert, &files.key]));
+        }
         self.certificate = certificate;
         self
     }
 
-    /// Loads and validates the registry, and swaps it in only if it is valid and changed.
-    pub async fn reload_registry(&self) -> Result<Reloaded, Problems> {
-        let sources = self.read_settled().await?;
-        let print = fingerprint(&sources);
-        if print == self.applied.load(Ordering::Acquire) {
-            return Ok(Reloaded::Unchanged);
-        }
-        self.reject_vanished_clients(&sources)?;
-        let registry = file::validate(&sources, &self.limits)?;
-        let clients = registry.len();
-        self.registry.replace(registry);
-        self.applied.store(print, Ordering::Release);
-        Ok(Reloaded::Applied(clients))
+    /// Also applies edits of the gateway config file `path` to `edge` (routes, upstreams,
+    /// policies, client limits); `running` is the config the process started with, against
+    /// which settings that need a restart are compared.
+    pub fn with_config(mut self, path: PathBuf, running: Config, edge: Arc<EdgeStore>) -> Self {
+        let applied = AtomicU64::new(hash_files(&[&path]));
+        self.config = Some(ConfigFile {
+            path,
+            running,
+            edge,
+            applied,
+        });
+        self
     }
 
-    /// Refuses sources that would take every client out of service because of how the files are
-    /// being replaced rather than what they say: a zero-byte file is a file being written
-    /// (truncated, not yet filled) however long its writer is delayed, and a registry directory
-    /// with no `*.toml` left, or a registry file that became a directory, is a layout being
-    /// swapped. Each is refused until its next change triggers another reload. To remove every
-    /// client on purpose, leave a file with only a comment.
-    fn reject_vanished_clients(&self, sources: &[file::Source]) -> Result<(), Problems> {
+    /// Loads and validates the config file and, if it changed, puts its edge in service. An
+    /// invalid file is refused whole and the edge in service stays (routes are the operator's
+    /// own file, which no tool rewrites; see README "Editing files while serving").
+    pub fn reload_config(&self) -> Result<Option<ConfigReloaded>, Problems> {
+        let Some(file) = &self.config else {
+            return Ok(None);
+        };
+        let print = hash_files(&[&file.path]);
+        if print == file.applied.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let config = Config::load(&file.path)?;
+        file.edge.replace(Edge::new(&config, &file.running.issuer));
+        file.applied.store(print, Ordering::Release);
+        Ok(Some(ConfigReloaded {
+            routes: config.routes.len(),
+            restart_needed: file.running.restart_only_changes(&config),
+        }))
+    }
+
+    /// Loads and validates the registry and swaps it in if it is valid and changed. Files with
+    /// problems are refused, but never to the advantage of a client: what stays in service is
+    /// only what the previous registry and the readable part of the files both grant.
+    pub async fn reload_registry(&self) -> Result<Reloaded, Refused> {
+        let (sources, mut problems) = self.read_settled().await;
+        let print = fingerprint(&sources);
+        if problems.is_empty() && print == self.applied.load(Ordering::Acquire) {
+            return Ok(Reloaded::Unchanged);
+        }
+        self.check_layout(&mut problems);
+        let (readable, found) = file::read_clients(&sources, &self.limits);
+        problems.0.extend(found.0);
+        self.applied.store(print, Ordering::Release);
+        if problems.is_empty() {
+            let clients = readable.len();
+            self.registry.replace(readable);
+            return Ok(Reloaded::Applied(clients));
+        }
+        let previous = self.registry.snapshot();
+        let restricted = previous.restrict(&readable);
+        let taken_out = previous
+            .sorted()
+            .into_iter()
+            .filter(|c| restricted.get(&c.id).is_none())
+            .map(|c| c.id.clone())
+            .collect();
+        let in_service = restricted.len();
+        self.registry.replace(restricted);
+        Err(Refused {
+            problems,
+            in_service,
+            taken_out,
+        })
+    }
+
+    /// A registry file that became a directory, or the reverse, is a layout being swapped: a
+    /// problem until the next start, so only what both layouts grant stays in service.
+    fn check_layout(&self, problems: &mut Problems) {
         let path = &self.registry_path;
-        if path.is_dir() != self.registry_is_dir {
+        let is_dir = path.is_dir();
+        if path.exists() && is_dir != self.registry_is_dir {
             let (then, now) = if self.registry_is_dir {
                 ("a directory", "a file")
             } else {
                 ("a file", "a directory")
             };
-            return Err(Problems::one(
-                path,
-                format!("was {then} when credgate started and is now {now}; restart to change the layout"),
-            ));
-        }
-        if self.registry_is_dir && sources.is_empty() {
-            return Err(Problems::one(
-                path,
-                "the registry directory has no *.toml file left (being replaced?); to remove every client, leave a file with only a comment",
-            ));
-        }
-        let mut problems = Problems::default();
-        for source in sources.iter().filter(|s| s.text.is_empty()) {
             problems.push(
-                &source.path,
+                path,
                 "",
-                "the file is empty (still being written?); to remove every client, leave a comment in it",
+                format!("was {then} when credgate started and is now {now}; restart to change the layout"),
             );
         }
-        problems.into_result(())
     }
 
-    /// Reads the registry files until two reads `SETTLE` apart agree. A writer that truncates a
-    /// file and then writes it leaves a moment where the file is empty — a valid, empty
-    /// registry that must never go into service.
-    async fn read_settled(&self) -> Result<Vec<file::Source>, Problems> {
-        let mut sources = file::read_sources(&self.registry_path)?;
+    /// Reads the registry files until two reads `SETTLE` apart agree, so a writer that
+    /// truncates a file and then fills it is not caught in between. Files that cannot be read
+    /// are problems; files that keep changing are read as they last were, and the next change
+    /// triggers another reload.
+    async fn read_settled(&self) -> (Vec<file::Source>, Problems) {
+        let mut read = file::read_readable_sources(&self.registry_path);
         for _ in 0..SETTLE_TRIES {
             tokio::time::sleep(SETTLE).await;
-            let again = file::read_sources(&self.registry_path)?;
-            if fingerprint(&again) == fingerprint(&sources) {
-                return Ok(again);
+            let again = file::read_readable_sources(&self.registry_path);
+            let same = fingerprint(&again.0) == fingerprint(&read.0) && again.1 == read.1;
+            read = again;
+            if same {
+                break;
             }
-            sources = again;
         }
-        let mut problems = Problems::default();
-        problems.push(
-            &self.registry_path,
-            "",
-            "the files kept changing while being read",
-        );
-        Err(problems)
+        read
     }
 
     /// Loads the keys; swaps them in if they load and differ from the keys in service.
     pub fn reload_keys(&self) -> Result<bool, Problems> {
-        let loaded = KeySet::load(&self.keys_dir, self.algorithm)?;
+        let loaded = KeySet::load(&self.keys_dir, self.algorithm, self.key_activation_delay)?;
         let kids = |set: &KeySet| set.keys().iter().map(|k| k.kid.clone()).collect::<Vec<_>>();
         let current = self.keys.snapshot();
         let changed = kids(&loaded) != kids(&current)
@@ -200,23 +263,18 @@ impl Reloader {
         match target {
             Target::Registry => match self.reload_registry().await {
                 Ok(Reloaded::Applied(clients)) => {
-                    metrics()
-                        .registry_reloads
-                        .with_label_values(&["applied"])
-                        .inc();
-                    metrics().registry_applied(clients);
+                    metrics().registry_reloaded(clients, true);
                     tracing::info!(clients, "registry reloaded");
                 }
                 Ok(Reloaded::Unchanged) if asked => tracing::info!("registry reload: no change"),
                 Ok(Reloaded::Unchanged) => tracing::debug!("registry reload: no change"),
-                Err(problems) => {
-                    metrics()
-                        .registry_reloads
-                        .with_label_values(&["rejected"])
-                        .inc();
+                Err(refused) => {
+                    metrics().registry_reloaded(refused.in_service, false);
                     tracing::error!(
-                        problems = %problems.to_string().replace('\n', "; "),
-                        "registry reload rejected; the previous registry stays in service"
+                        problems = %refused.problems.to_string().replace('\n', "; "),
+                        clients = refused.in_service,
+                        taken_out = %refused.taken_out.join(" "),
+                        "registry reload rejected; until the files are valid, only what both the previous registry and the files grant stays in service"
                     )
                 }
             },
@@ -232,32 +290,70 @@ impl Reloader {
                     "keys reload rejected; the previous keys stay in service"
                 ),
             },
-            Target::Certificate => self.reload_certificate(),
+            Target::Certificate => self.reload_certificate(asked),
+            Target::Config => match self.reload_config() {
+                Ok(Some(applied)) => {
+                    metrics().config_reloaded(true);
+                    tracing::info!(routes = applied.routes, "config reloaded");
+                    if !applied.restart_needed.is_empty() {
+                        tracing::warn!(
+                            settings = %applied.restart_needed.join(", "),
+                            "config changes that take effect only after a restart"
+                        );
+                    }
+                }
+                Ok(None) if asked => tracing::info!("config reload: no change"),
+                Ok(None) => tracing::debug!("config reload: no change"),
+                Err(problems) => {
+                    metrics().config_reloaded(false);
+                    tracing::error!(
+                        problems = %problems.to_string().replace('\n', "; "),
+                        "config reload rejected; the previous routes and limits stay in service"
+                    )
+                }
+            },
         }
     }
 
-    /// Reloads the listener's certificate; files that do not load keep the old one serving.
-    fn reload_certificate(&self) {
+    /// Reloads the listener's certificate if its files changed; files that do not load keep
+    /// the old one serving.
+    fn reload_certificate(&self, asked: bool) {
         let Some((files, store)) = &self.certificate else {
             return;
         };
+        let print = hash_files(&[&files.cert, &files.key]);
+        if print == self.certificate_applied.load(Ordering::Acquire) {
+            if asked {
+                tracing::info!("certificate reload: no change");
+            }
+            return;
+        }
         match crate::tls::load(&files.cert, &files.key) {
             Ok(certificate) => {
                 store.replace(certificate);
+                self.certificate_applied.store(print, Ordering::Release);
+                metrics().certificate_reloaded(true);
                 tracing::info!(cert = %files.cert.display(), "certificate reloaded");
             }
-            Err(e) => tracing::error!(
-                cert = %files.cert.display(),
-                error = %e,
-                "certificate reload rejected; the previous certificate stays in service"
-            ),
+            Err(e) => {
+                metrics().certificate_reloaded(false);
+                tracing::error!(
+                    cert = %files.cert.display(),
+                    error = %e,
+                    "certificate reload rejected; the previous certificate stays in service"
+                )
+            }
         }
     }
 
-    /// Watches the directory that holds `path` (or `path` itself when it is a directory).
+    /// Watches the directory that holds `path` (or `path` itself when it is a directory). With
+    /// `only`, events count only when they name one of those files, or a `..`-prefixed entry
+    /// (Kubernetes swaps a `..data` symlink to update a mounted ConfigMap or Secret): a log file
+    /// written beside a certificate must not reload it several times a second.
     fn watch(
         path: &Path,
         target: Target,
+        only: Option<Vec<std::ffi::OsString>>,
         events: mpsc::Sender<Target>,
     ) -> notify::Result<RecommendedWatcher> {
         let dir = if path.is_dir() {
@@ -270,7 +366,16 @@ impl Reloader {
         };
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if event.is_ok_and(|e| !e.kind.is_access()) {
+                let concerns = |e: &notify::Event| match &only {
+                    None => true,
+                    Some(names) => e.paths.iter().any(|p| {
+                        p.file_name().is_some_and(|name| {
+                            names.iter().any(|n| n == name)
+                                || name.to_string_lossy().starts_with("..")
+                        })
+                    }),
+                };
+                if event.is_ok_and(|e| !e.kind.is_access() && concerns(&e)) {
                     // A full channel already holds a pending reload; dropping this one loses nothing.
                     let _ = events.try_send(target);
                 }
@@ -278,6 +383,15 @@ impl Reloader {
         watcher.watch(&dir, RecursiveMode::NonRecursive)?;
         Ok(watcher)
     }
+}
+
+/// A hash of the contents of `files` (an unreadable file hashes as absent).
+fn hash_files(files: &[&Path]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for file in files {
+        std::fs::read(file).ok().hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 /// A hash of the registry files' names and contents.
@@ -295,20 +409,30 @@ impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let (tx, mut rx) = mpsc::channel(16);
         let mut watchers = Vec::new();
-        let mut watched = if !self.watch {
+        let name = |path: &Path| path.file_name().map(|n| n.to_owned()).into_iter().collect();
+        let mut watched: Vec<(&Path, Target, Option<Vec<_>>)> = if !self.watch {
             Vec::new()
         } else {
             vec![
-                (&self.registry_path, Target::Registry),
-                (&self.keys_dir, Target::Keys),
+                (&self.registry_path, Target::Registry, None),
+                (&self.keys_dir, Target::Keys, None),
             ]
         };
         if let (true, Some((files, _))) = (self.watch, &self.certificate) {
-            watched.push((&files.cert, Target::Certificate));
-            watched.push((&files.key, Target::Certificate));
+            let names: Vec<_> = [&files.cert, &files.key]
+                .into_iter()
+                .flat_map(|f| name(f))
+                .collect();
+            watched.push((&files.cert, Target::Certificate, Some(names.clone())));
+            if files.key.parent() != files.cert.parent() {
+                watched.push((&files.key, Target::Certificate, Some(names)));
+            }
         }
-        for (path, target) in watched {
-            match Self::watch(path, target, tx.clone()) {
+        if let (true, Some(config)) = (self.watch, &self.config) {
+            watched.push((&config.path, Target::Config, Some(name(&config.path))));
+        }
+        for (path, target, only) in watched {
+            match Self::watch(path, target, only, tx.clone()) {
                 Ok(watcher) => watchers.push(watcher),
                 Err(e) => {
                     tracing::error!(path = %path.display(), error = %e, "cannot watch; reload with SIGHUP")
@@ -329,6 +453,7 @@ impl BackgroundService for Reloader {
                     self.reload(Target::Registry, true).await;
                     self.reload(Target::Keys, true).await;
                     self.reload(Target::Certificate, true).await;
+                    self.reload(Target::Config, true).await;
                 }
                 Some(first) = rx.recv() => {
                     tokio::time::sleep(DEBOUNCE).await;

@@ -318,9 +318,12 @@ impl Gateway {
 
     /// The gateway's signing key, to forge tokens with chosen claims.
     pub fn signing_key(&self) -> (jsonwebtoken::EncodingKey, String) {
-        let keys =
-            credgate::issuer::keys::KeySet::load(&self.home.join("keys"), Default::default())
-                .expect("the gateway's keys");
+        let keys = credgate::issuer::keys::KeySet::load(
+            &self.home.join("keys"),
+            Default::default(),
+            std::time::Duration::ZERO,
+        )
+        .expect("the gateway's keys");
         let key = keys.signing_key();
         let pem = std::fs::read(&key.file).unwrap();
         (
