@@ -35,7 +35,7 @@ pub struct Config {
 
 /// Logging: level filter (`RUST_LOG` overrides it) and line format.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct LogConfig {
     pub level: String,
     pub format: LogFormat,
@@ -163,10 +163,12 @@ pub struct DemoConfig {
 // ---- the file as written ------------------------------------------------------------------
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawConfig {
+    #[serde(default = "from_empty_table")]
     server: RawServer,
+    #[serde(default = "from_empty_table")]
     issuer: RawIssuer,
+    #[serde(default = "from_empty_table")]
     registry: RawRegistry,
     #[serde(default)]
     guard: RawGuard,
@@ -179,7 +181,7 @@ struct RawConfig {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 struct RawGuard {
     leeway: String,
     cache_capacity: u64,
@@ -197,10 +199,9 @@ impl Default for RawGuard {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawRoute {
-    prefix: String,
-    upstream: String,
+    prefix: Option<String>,
+    upstream: Option<String>,
     #[serde(default)]
     scopes: Vec<String>,
     #[serde(default)]
@@ -229,9 +230,8 @@ fn default_read_timeout() -> String {
 const MAX_LEEWAY: Duration = Duration::from_secs(30);
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawServer {
-    listen: String,
+    listen: Option<String>,
     #[serde(default = "default_grace_period")]
     grace_period: String,
     #[serde(default = "default_client_timeout")]
@@ -249,17 +249,16 @@ fn drop_underscore_headers_by_default() -> bool {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawIssuer {
-    issuer: String,
+    issuer: Option<String>,
     #[serde(default = "default_token_paths")]
     token_paths: Vec<String>,
-    keys_dir: PathBuf,
+    keys_dir: Option<PathBuf>,
     #[serde(default)]
     algorithm: SigningAlgorithm,
     #[serde(default = "default_key_activation_delay")]
     key_activation_delay: String,
-    audience: String,
+    audience: Option<String>,
     #[serde(default = "default_lifetime")]
     default_token_lifetime: String,
     #[serde(default = "default_lifetime")]
@@ -280,11 +279,15 @@ struct RawIssuer {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawRegistry {
-    path: PathBuf,
+    path: Option<PathBuf>,
     #[serde(default = "watch_by_default")]
     watch: bool,
+}
+
+/// A section left out of the file: every field at its default, required ones missing.
+fn from_empty_table<T: serde::de::DeserializeOwned>() -> T {
+    toml::from_str("").expect("every field of a section has a default")
 }
 
 fn watch_by_default() -> bool {
@@ -292,15 +295,13 @@ fn watch_by_default() -> bool {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawAdmin {
-    listen: String,
+    listen: Option<String>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawDemo {
-    echo_upstream: String,
+    echo_upstream: Option<String>,
 }
 
 fn default_grace_period() -> String {
@@ -388,18 +389,112 @@ impl Config {
 
     /// Validates `text` as the contents of the config file `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
+        let (config, problems) = Self::check(path, text);
+        match config {
+            Some(config) => problems.into_result(config),
+            None => Err(problems),
+        }
+    }
+
+    /// Every problem of `text` as the config file `path`, and the config it describes as far as
+    /// it can be read (`None` only when it is not a TOML document of the right shape), so
+    /// `credgate check` can go on to check the registry and keys it names. Unknown fields and
+    /// missing required fields are all reported; a value of the wrong type stops the reading
+    /// there, since the rest cannot be interpreted.
+    pub fn check(path: &Path, text: &str) -> (Option<Config>, Problems) {
         let mut problems = Problems::default();
-        let raw: RawConfig = match toml::from_str(text) {
+        let deserializer = match toml::Deserializer::parse(text) {
+            Ok(deserializer) => deserializer,
+            Err(e) => {
+                problems.push_toml(path, text, &e);
+                return (None, problems);
+            }
+        };
+        let mut unknown = Vec::new();
+        let read =
+            serde_ignored::deserialize(deserializer, |field| unknown.push(field_path(&field)));
+        let lines = toml_edit::Document::parse(text).ok();
+        for (field, keys) in unknown {
+            let line = lines.as_ref().and_then(|doc| line_of(doc, text, &keys));
+            problems.push_at(path, line, field, "unknown field");
+        }
+        let raw: RawConfig = match read {
             Ok(raw) => raw,
             Err(e) => {
                 problems.push_toml(path, text, &e);
-                return Err(problems);
+                return (None, problems);
             }
         };
         let mut check = Checker { path, problems };
         let config = check.config(raw);
-        check.problems.into_result(config)
+        (Some(config), check.problems)
     }
+}
+
+/// An ignored field's path as written in problems (`route[1].prefx`), and its keys for
+/// finding its line.
+fn field_path(path: &serde_ignored::Path<'_>) -> (String, Vec<Segment>) {
+    fn walk(path: &serde_ignored::Path<'_>, keys: &mut Vec<Segment>) {
+        match path {
+            serde_ignored::Path::Root => {}
+            serde_ignored::Path::Seq { parent, index } => {
+                walk(parent, keys);
+                keys.push(Segment::Index(*index));
+            }
+            serde_ignored::Path::Map { parent, key } => {
+                walk(parent, keys);
+                keys.push(Segment::Key(key.clone()));
+            }
+            serde_ignored::Path::Some { parent }
+            | serde_ignored::Path::NewtypeStruct { parent }
+            | serde_ignored::Path::NewtypeVariant { parent } => walk(parent, keys),
+        }
+    }
+    let mut keys = Vec::new();
+    walk(path, &mut keys);
+    let mut text = String::new();
+    for segment in &keys {
+        match segment {
+            Segment::Key(key) if text.is_empty() => text.push_str(key),
+            Segment::Key(key) => {
+                text.push('.');
+                text.push_str(key);
+            }
+            Segment::Index(i) => text.push_str(&format!("[{i}]")),
+        }
+    }
+    (text, keys)
+}
+
+/// One step of a field's path: a key, or an index into an array of tables.
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// The line where the key at `keys` is written in `text`.
+fn line_of(doc: &toml_edit::Document<&str>, text: &str, keys: &[Segment]) -> Option<usize> {
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let mut span = None;
+    let mut segments = keys.iter().peekable();
+    while let Some(segment) = segments.next() {
+        let Segment::Key(key) = segment else {
+            return None;
+        };
+        let (found, value) = table.get_key_value(key)?;
+        span = found.span();
+        match segments.peek() {
+            Some(Segment::Index(i)) => {
+                segments.next();
+                let element = value.as_array_of_tables()?.get(*i)?;
+                span = element.span().or(span);
+                table = element;
+            }
+            Some(Segment::Key(_)) => table = value.as_table_like()?,
+            None => {}
+        }
+    }
+    span.map(|s| text[..s.start].matches('\n').count() + 1)
 }
 
 /// Converts the raw file into a [`Config`], recording problems instead of stopping.
@@ -411,7 +506,7 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn config(&mut self, raw: RawConfig) -> Config {
         let server = ServerConfig {
-            listen: self.addr("server.listen", &raw.server.listen),
+            listen: self.addr("server.listen", raw.server.listen.as_deref()),
             grace_period: self.duration("server.grace_period", &raw.server.grace_period),
             client_timeout: self
                 .at_least_a_second("server.client_timeout", &raw.server.client_timeout),
@@ -437,10 +532,10 @@ impl Checker<'_> {
         }
         let issuer = self.issuer(raw.issuer);
         let admin = raw.admin.map(|a| AdminConfig {
-            listen: self.addr("admin.listen", &a.listen),
+            listen: self.addr("admin.listen", a.listen.as_deref()),
         });
         let demo = raw.demo.map(|d| DemoConfig {
-            echo_upstream: self.addr("demo.echo_upstream", &d.echo_upstream),
+            echo_upstream: self.addr("demo.echo_upstream", d.echo_upstream.as_deref()),
         });
         let mut listeners = vec![("server.listen", server.listen)];
         listeners.extend(admin.as_ref().map(|a| ("admin.listen", a.listen)));
@@ -475,7 +570,7 @@ impl Checker<'_> {
             server,
             issuer,
             registry: RegistryConfig {
-                path: raw.registry.path,
+                path: self.required("registry.path", raw.registry.path),
                 watch: raw.registry.watch,
             },
             guard,
@@ -487,16 +582,16 @@ impl Checker<'_> {
     }
 
     fn route(&mut self, at: &str, raw: RawRoute) -> RouteConfig {
-        match crate::path::canonicalize(&raw.prefix) {
-            Ok(canonical) if canonical == raw.prefix => {}
+        let prefix = self.required(&format!("{at}.prefix"), raw.prefix.clone());
+        let upstream = self.required(&format!("{at}.upstream"), raw.upstream.clone());
+        match crate::path::canonicalize(&prefix) {
+            _ if raw.prefix.is_none() => {}
+            Ok(canonical) if canonical == prefix => {}
             Ok(_) => self.problem(
                 &format!("{at}.prefix"),
                 "write the prefix without percent-escapes",
             ),
-            Err(e) => self.problem(
-                &format!("{at}.prefix"),
-                format!("{:?}: {}", raw.prefix, e.0),
-            ),
+            Err(e) => self.problem(&format!("{at}.prefix"), format!("{prefix:?}: {}", e.0)),
         }
         if raw.public && !(raw.scopes.is_empty() && raw.roles.is_empty()) {
             self.problem(
@@ -516,8 +611,10 @@ impl Checker<'_> {
         if !raw.tls && raw.sni.is_some() {
             self.problem(&format!("{at}.sni"), "only applies with tls = true");
         }
-        let upstream = UpstreamAddr::parse(&raw.upstream).unwrap_or_else(|e| {
-            self.problem(&format!("{at}.upstream"), e);
+        let upstream = UpstreamAddr::parse(&upstream).unwrap_or_else(|e| {
+            if raw.upstream.is_some() {
+                self.problem(&format!("{at}.upstream"), e);
+            }
             UpstreamAddr {
                 host: "127.0.0.1".into(),
                 port: 1,
@@ -529,7 +626,7 @@ impl Checker<'_> {
             tls: raw.tls,
             connect_timeout: self.duration(&format!("{at}.connect_timeout"), &raw.connect_timeout),
             read_timeout: self.duration(&format!("{at}.read_timeout"), &raw.read_timeout),
-            prefix: raw.prefix,
+            prefix,
             scopes: raw.scopes,
             roles: raw.roles,
             public: raw.public,
@@ -538,7 +635,11 @@ impl Checker<'_> {
     }
 
     fn issuer(&mut self, raw: RawIssuer) -> IssuerConfig {
-        self.issuer_url(&raw.issuer);
+        let url = self.required("issuer.issuer", raw.issuer.clone());
+        if raw.issuer.is_some() {
+            self.issuer_url(&url);
+        }
+        let audience = self.required("issuer.audience", raw.audience.clone());
         for (i, p) in raw.token_paths.iter().enumerate() {
             self.token_path(
                 &format!("issuer.token_paths[{i}]"),
@@ -549,7 +650,7 @@ impl Checker<'_> {
         if raw.token_paths.is_empty() {
             self.problem("issuer.token_paths", "needs at least one path");
         }
-        if raw.audience.trim().is_empty() {
+        if raw.audience.is_some() && audience.trim().is_empty() {
             self.problem("issuer.audience", "must not be empty");
         }
         let default = self.duration("issuer.default_token_lifetime", &raw.default_token_lifetime);
@@ -565,13 +666,13 @@ impl Checker<'_> {
             self.problem("issuer.default_token_lifetime", e);
         }
         IssuerConfig {
-            issuer: raw.issuer.trim_end_matches('/').to_string(),
+            issuer: url.trim_end_matches('/').to_string(),
             token_paths: raw.token_paths,
-            keys_dir: raw.keys_dir,
+            keys_dir: self.required("issuer.keys_dir", raw.keys_dir),
             algorithm: raw.algorithm,
             key_activation_delay: self
                 .duration("issuer.key_activation_delay", &raw.key_activation_delay),
-            audience: raw.audience,
+            audience,
             default_token_lifetime: default,
             lifetimes,
             secret_verify_concurrency: self.positive(
@@ -592,10 +693,23 @@ impl Checker<'_> {
         self.problems.push(self.path, field, message);
     }
 
-    fn addr(&mut self, field: &str, text: &str) -> SocketAddr {
+    /// A required field's value; a missing one is a problem (and a default stands in).
+    fn required<T: Default>(&mut self, field: &str, value: Option<T>) -> T {
+        value.unwrap_or_else(|| {
+            self.problem(field, "missing; this field is required");
+            T::default()
+        })
+    }
+
+    fn addr(&mut self, field: &str, text: Option<&str>) -> SocketAddr {
+        let fallback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let Some(text) = text else {
+            self.problem(field, "missing; this field is required");
+            return fallback;
+        };
         text.parse().unwrap_or_else(|_| {
             self.problem(field, format!("{text:?} is not an ip:port address"));
-            SocketAddr::from(([127, 0, 0, 1], 0))
+            fallback
         })
     }
 
@@ -729,10 +843,37 @@ path = "clients.toml"
     fn unknown_fields_are_rejected_with_their_line() {
         let text = MINIMAL.replace("audience", "audeince");
         let problems = parse(&text).unwrap_err().to_string();
-        assert!(
-            problems.starts_with("gw.toml:7: unknown field `audeince`"),
-            "{problems}"
+        assert_eq!(
+            problems,
+            "gw.toml:7: issuer.audeince: unknown field\ngw.toml: issuer.audience: missing; this field is required"
         );
+    }
+
+    #[test]
+    fn typos_and_missing_fields_do_not_hide_each_other() {
+        let text = MINIMAL
+            .replace("keys_dir = \"keys\"\n", "keys_dri = \"keys\"\n")
+            .replace("[registry]", "colour = \"red\"\n[registry]")
+            .replace(
+                "listen = \"127.0.0.1:8080\"",
+                "listen = \"127.0.0.1:8080\"\ngrace_period = \"soon\"",
+            )
+            + "[[route]]\nprefix = \"/a/\"\nupstrem = \"x:1\"\n";
+        let problems = parse(&text).unwrap_err().to_string();
+        for needle in [
+            "gw.toml:7: issuer.keys_dri: unknown field",
+            "gw.toml:9: issuer.colour: unknown field",
+            "gw.toml:14: route[0].upstrem: unknown field",
+            "issuer.keys_dir: missing; this field is required",
+            "route[0].upstream: missing; this field is required",
+            "server.grace_period: \"soon\" is not a duration",
+        ] {
+            assert!(
+                problems.contains(needle),
+                "missing {needle:?} in:\n{problems}"
+            );
+        }
+        assert_eq!(problems.lines().count(), 6, "{problems}");
     }
 
     #[test]

@@ -243,7 +243,8 @@ impl ProxyHttp for Gateway {
             reply::write(session, refusal.reply).await?;
             return Ok(true);
         }
-        let is_get = session.req_header().method == http::Method::GET;
+        let method = &session.req_header().method;
+        let is_read = method == http::Method::GET || method == http::Method::HEAD;
         let resolved = ctx.edge.routes.resolve(session.req_header().uri.path());
         let (endpoint, reply) = match resolved {
             Err(e) => (
@@ -255,8 +256,8 @@ impl ProxyHttp for Gateway {
                 "introspect",
                 self.issuer_endpoint(session, ctx, true).await?,
             ),
-            Ok(Endpoint::Metadata) if is_get => ("metadata", self.issuer.metadata()),
-            Ok(Endpoint::Jwks) if is_get => ("jwks", self.issuer.jwks()),
+            Ok(Endpoint::Metadata) if is_read => ("metadata", self.issuer.metadata()),
+            Ok(Endpoint::Jwks) if is_read => ("jwks", self.issuer.jwks()),
             Ok(Endpoint::Metadata) => ("metadata", reply::get_only()),
             Ok(Endpoint::Jwks) => ("jwks", reply::get_only()),
             Ok(Endpoint::NotFound) => ("not_found", reply::not_found()),
@@ -406,6 +407,17 @@ impl ProxyHttp for Gateway {
             error_code: status,
             can_reuse_downstream: false,
         }
+    }
+
+    /// Pingora logs every failed request at ERROR. A client that goes away or sends what cannot
+    /// be read is ordinary client behaviour, in the request log already; an upstream failure
+    /// was logged at WARN by `fail_to_proxy`. Only what is left (credgate's own failures) keeps
+    /// Pingora's ERROR line.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
+        matches!(
+            error.esource(),
+            ErrorSource::Downstream | ErrorSource::Upstream
+        )
     }
 
     /// What Pingora's own error lines name the request by. Its default carries the raw target,

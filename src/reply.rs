@@ -61,16 +61,18 @@ pub fn get_only() -> Reply {
     let mut reply = error(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        "this endpoint only answers GET",
+        "this endpoint only answers GET and HEAD",
     );
     reply
         .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET"));
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
     reply
 }
 
-/// Writes `reply` as the whole response of `session`.
+/// Writes `reply` as the whole response of `session`; to a HEAD request, without the body but
+/// with the length it would have (RFC 9110 §9.3.2).
 pub async fn write(session: &mut Session, reply: Reply) -> pingora::Result<()> {
+    let head = session.req_header().method == http::Method::HEAD;
     let (parts, body) = reply.into_parts();
     let mut header = ResponseHeader::build(parts.status, Some(parts.headers.len() + 1))?;
     for (name, value) in &parts.headers {
@@ -78,8 +80,11 @@ pub async fn write(session: &mut Session, reply: Reply) -> pingora::Result<()> {
     }
     header.insert_header(header::CONTENT_LENGTH, body.len())?;
     session
-        .write_response_header(Box::new(header), false)
+        .write_response_header(Box::new(header), head)
         .await?;
+    if head {
+        return Ok(());
+    }
     session
         .write_response_body(Some(Bytes::from(body)), true)
         .await

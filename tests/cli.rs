@@ -416,3 +416,36 @@ fn registry_commands_read_the_config_only_for_lifetime_bounds() {
     );
     assert!(!String::from_utf8_lossy(&output.stderr).contains("note:"));
 }
+
+#[test]
+fn check_reports_config_typos_missing_fields_and_registry_problems_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text
+        .replace(
+            "audience = \"a\"",
+            "audeince = \"a\"\ntoken_path = [\"/t\"]",
+        )
+        .replace("[server]\n", "[server]\nthreds = 2\n");
+    std::fs::write(&config, text).unwrap();
+    std::fs::write(
+        dir.path().join("clients.toml"),
+        client_toml("a", "pw", "", "") + &client_toml("a", "pw", "colour = \"red\"", ""),
+    )
+    .unwrap();
+    let output = cli(&config, &["check"]);
+    assert_eq!(output.status.code(), Some(1));
+    let errors = String::from_utf8_lossy(&output.stderr);
+    for needle in [
+        "server.threds: unknown field",
+        "issuer.audeince: unknown field",
+        "issuer.token_path: unknown field",
+        "issuer.audience: missing; this field is required",
+        "client \"a\": unknown field `colour`",
+        "client \"a\".id: duplicate id",
+        "6 problem(s) found",
+    ] {
+        assert!(errors.contains(needle), "missing {needle:?} in:\n{errors}");
+    }
+}

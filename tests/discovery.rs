@@ -76,7 +76,7 @@ async fn the_jwks_holds_public_keys_only() {
 }
 
 #[tokio::test]
-async fn documents_only_answer_get() {
+async fn documents_only_answer_get_and_head() {
     let gw = gateway();
     for path in [
         "/.well-known/jwks.json",
@@ -84,7 +84,7 @@ async fn documents_only_answer_get() {
     ] {
         let response = gw.http.post(gw.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 405, "{path}");
-        assert_eq!(response.headers()["allow"], "GET");
+        assert_eq!(response.headers()["allow"], "GET, HEAD");
     }
 }
 

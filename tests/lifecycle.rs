@@ -193,7 +193,8 @@ async fn a_config_edit_applies_routes_while_serving_and_names_what_needs_a_resta
     .unwrap();
     gw.wait_for_log("config reload rejected", 1);
     assert!(
-        gw.log().contains("missing field `upstream`"),
+        gw.log()
+            .contains("route[1].upstream: missing; this field is required"),
         "{}",
         gw.log()
     );

@@ -531,3 +531,155 @@ async fn verified_secrets_are_remembered_until_their_client_changes() {
     );
     assert_eq!(hits(&gw.metrics().await), 2.0);
 }
+
+/// The exposition passes Prometheus's own linter, has the process metrics, and exports every
+/// series with a fixed label set at zero before anything happened.
+#[tokio::test]
+async fn metrics_pass_promtool_and_fixed_series_start_at_zero() {
+    let (gw, _upstream) = setup("", "info").await;
+    let text = gw
+        .http
+        .get(format!("{}/metrics", gw.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect(
+            "promtool (Debian package prometheus) is installed; `cargo xtask test` installs it",
+        );
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let m = common::parse_metrics(&text);
+    for series in [
+        "credgate_token_requests_total{outcome=\"invalid_client\"}",
+        "credgate_registry_reloads_total{result=\"rejected\"}",
+        "credgate_auth_throttled_total{by=\"ip\"}",
+        "credgate_auth_requests_total{outcome=\"insufficient_scope\",route=\"/api/\"}",
+        "credgate_certificate_reloads_total{result=\"applied\"}",
+    ] {
+        assert_eq!(m.get(series), Some(&0.0), "{series}");
+    }
+    assert!(m["process_resident_memory_bytes"] > 1e6);
+    assert!(m.contains_key("process_open_fds"));
+}
+
+#[tokio::test]
+async fn discovery_and_jwks_answer_head_and_jwks_says_how_long_to_cache() {
+    let (gw, _upstream) = setup("", "info").await;
+    for path in [
+        "/.well-known/jwks.json",
+        "/.well-known/openid-configuration",
+    ] {
+        let get = gw.http.get(gw.url(path)).send().await.unwrap();
+        let length = get.headers()["content-length"].clone();
+        let head = gw.http.head(gw.url(path)).send().await.unwrap();
+        assert_eq!(head.status(), 200, "{path}");
+        assert_eq!(head.headers()["content-length"], length, "{path}");
+        assert!(head.bytes().await.unwrap().is_empty());
+        let post = gw.http.post(gw.url(path)).send().await.unwrap();
+        assert_eq!(post.status(), 405);
+        assert_eq!(post.headers()["allow"], "GET, HEAD");
+    }
+    let jwks = gw
+        .http
+        .get(gw.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    // The default key_activation_delay is 5 min: a fifth of it.
+    assert_eq!(jwks.headers()["cache-control"], "public, max-age=60");
+}
+
+/// Plain HTTP sent to the TLS port and a client hanging up mid-request are ordinary client
+/// behaviour: counted and logged quietly, never as ERROR.
+#[tokio::test]
+async fn ordinary_client_misbehaviour_is_not_logged_as_an_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let (cert, key, _) = certificate();
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    let upstream = Upstream::start().await;
+    let gw = Setup::new("")
+        .server(&format!(
+            "tls_cert = \"{}\"\ntls_key = \"{}\"",
+            cert_file.display(),
+            key_file.display()
+        ))
+        .tables(&format!(
+            "[[route]]\nprefix = \"/slow/\"\nupstream = \"{}\"\npublic = true\n",
+            upstream.addr
+        ))
+        .start();
+    let addr = gw.base.trim_start_matches("http://").to_owned();
+    // The harness's readiness probes (bare connects) count too: compare with after.
+    let before = gw.metrics().await["credgate_tls_handshake_failures_total"];
+    let mut plain = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer).await;
+    let mut metrics = gw.metrics().await;
+    for _ in 0..50 {
+        if metrics["credgate_tls_handshake_failures_total"] > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        metrics = gw.metrics().await;
+    }
+    assert_eq!(
+        metrics["credgate_tls_handshake_failures_total"],
+        before + 1.0
+    );
+    assert!(!gw.log().contains("ERROR"), "{}", gw.log());
+}
+
+#[tokio::test]
+async fn a_client_hanging_up_mid_request_is_not_an_error() {
+    use tokio::io::AsyncWriteExt;
+    let upstream = Upstream::start().await;
+    let gw = Setup::new("")
+        .tables(&format!(
+            "[[route]]\nprefix = \"/slow/\"\nupstream = \"{}\"\npublic = true\n",
+            upstream.addr
+        ))
+        .start();
+    let addr = gw.base.trim_start_matches("http://").to_owned();
+    let mut client = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    client
+        .write_all(b"POST /slow/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(client);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let log = gw.log();
+    assert!(
+        log.contains("credgate::access"),
+        "the request is logged: {log}"
+    );
+    assert!(!log.contains("ERROR"), "{log}");
+}

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, LogConfig, LogFormat, DEFAULT_CONFIG_PATH};
+use crate::config::{Config, LogConfig, DEFAULT_CONFIG_PATH};
 use crate::issuer::keys::KeySet;
 use crate::registry;
 
@@ -63,27 +63,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, as text or one JSON object per line; `RUST_LOG` overrides the level.
-///
-/// Pingora's own debug output dumps whole request heads (query strings, `Authorization`), so its
-/// crates are capped at `info` whatever the level: no setting may put a token in the logs.
-fn init_logging(config: &LogConfig) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"))
-        .add_directive("pingora=info".parse().expect("a valid directive"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-    }
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config_path = cli
         .config
@@ -91,7 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Client(_) | Command::Secret(_) = command {
-        init_logging(&LogConfig::default());
+        crate::ops::logging::init(&LogConfig::default());
         let target = registry_target(cli.config.as_deref(), cli.registry, cli.create)?;
         return match command {
             Command::Client(command) => clients::client(&target, command),
@@ -99,16 +78,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             _ => unreachable!("only registry commands get here"),
         };
     }
+    if let Command::Check = command {
+        return check(&config_path, cli.registry);
+    }
     let mut config = Config::load(&config_path)?;
-    init_logging(&config.log);
+    crate::ops::logging::init(&config.log);
     if let Some(path) = cli.registry {
         config.registry.path = path;
     }
     match command {
         Command::Serve => Ok(crate::server::serve(config, &config_path)?),
-        Command::Check => check(&config_path, &config),
         Command::Keys(command) => keys::keys(&config, command),
-        Command::Client(_) | Command::Secret(_) => unreachable!("handled above"),
+        Command::Check | Command::Client(_) | Command::Secret(_) => unreachable!("handled above"),
     }
 }
 
@@ -163,50 +144,60 @@ fn registry_target(
 }
 
 /// `credgate check`: everything `serve` would load, without serving or generating anything.
-fn check(config_path: &Path, config: &Config) -> anyhow::Result<()> {
-    let registry = registry::file::load(&config.registry.path, &config.issuer.lifetimes);
-    let keys_dir = &config.issuer.keys_dir;
-    let keys = if crate::issuer::keys::has_no_keys(keys_dir) {
-        Ok(None)
-    } else {
-        KeySet::load(
-            keys_dir,
-            config.issuer.algorithm,
-            config.issuer.key_activation_delay,
+/// Every problem is printed: those of the config, and those of the registry and keys it names
+/// even when the config has problems of its own.
+fn check(config_path: &Path, registry_path: Option<PathBuf>) -> anyhow::Result<()> {
+    crate::ops::logging::init(&LogConfig::default());
+    let text = std::fs::read_to_string(config_path).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: cannot read the config file: {e}",
+            config_path.display()
         )
-        .map(Some)
-    };
-    let mut problems = crate::problems::Problems::default();
-    if let Err(e) = &registry {
-        problems.0.extend(e.0.iter().cloned());
-    }
-    if let Err(e) = &keys {
-        problems.0.extend(e.0.iter().cloned());
+    })?;
+    let (config, mut problems) = Config::check(config_path, &text);
+    let mut report = Vec::new();
+    if let Some(mut config) = config {
+        if let Some(path) = registry_path {
+            config.registry.path = path;
+        }
+        let issuer = &config.issuer;
+        if !config.registry.path.as_os_str().is_empty() {
+            match registry::file::load(&config.registry.path, &issuer.lifetimes) {
+                Ok(registry) => report.push(format!(
+                    "{}: ok, {} client(s)",
+                    config.registry.path.display(),
+                    registry.len()
+                )),
+                Err(found) => problems.0.extend(found.0),
+            }
+        }
+        let keys_dir = &issuer.keys_dir;
+        let keys_named = !keys_dir.as_os_str().is_empty();
+        if keys_named && crate::issuer::keys::has_no_keys(keys_dir) {
+            report.push(format!(
+                "{}: no keys yet; `credgate serve` generates a {} key on first start",
+                keys_dir.display(),
+                issuer.algorithm.name()
+            ));
+        } else if keys_named {
+            match KeySet::load(keys_dir, issuer.algorithm, issuer.key_activation_delay) {
+                Ok(keys) => report.push(format!(
+                    "{}: ok, {} key(s), signing with {} ({})",
+                    keys_dir.display(),
+                    keys.keys().len(),
+                    keys.signing_key().kid,
+                    keys.signing_key().algorithm.name()
+                )),
+                Err(found) => problems.0.extend(found.0),
+            }
+        }
     }
     if !problems.is_empty() {
         anyhow::bail!("{} problem(s) found:\n{problems}", problems.0.len());
     }
     println!("{}: ok", config_path.display());
-    if let Ok(registry) = registry {
-        println!(
-            "{}: ok, {} client(s)",
-            config.registry.path.display(),
-            registry.len()
-        );
-    }
-    match keys {
-        Ok(Some(keys)) => println!(
-            "{}: ok, {} key(s), signing with {} ({})",
-            keys_dir.display(),
-            keys.keys().len(),
-            keys.signing_key().kid,
-            keys.signing_key().algorithm.name()
-        ),
-        _ => println!(
-            "{}: no keys yet; `credgate serve` generates a {} key on first start",
-            keys_dir.display(),
-            config.issuer.algorithm.name()
-        ),
+    for line in report {
+        println!("{line}");
     }
     Ok(())
 }

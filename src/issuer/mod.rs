@@ -80,8 +80,18 @@ impl Issuer {
         reply::json_bytes(StatusCode::OK, body)
     }
 
-    /// The JWK Set of every key that may still verify a token.
+    /// The JWK Set of every key that may still verify a token. Resource servers may cache it
+    /// for a fifth of `key_activation_delay`: a new key is then in their copy well before it
+    /// signs its first token.
     pub fn jwks(&self) -> Reply {
-        reply::json_bytes(StatusCode::OK, self.keys.snapshot().jwks_json().to_vec())
+        let mut reply =
+            reply::json_bytes(StatusCode::OK, self.keys.snapshot().jwks_json().to_vec());
+        let max_age = self.config.key_activation_delay.as_secs() / 5;
+        let cache = format!("public, max-age={max_age}");
+        reply.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_str(&cache).expect("digits and ASCII"),
+        );
+        reply
     }
 }

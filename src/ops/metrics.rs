@@ -35,6 +35,7 @@ pub struct Metrics {
     pub secret_cache_hits: IntCounter,
     pub secret_verifications: IntCounter,
     pub upstream_resolve_failures: IntCounter,
+    pub tls_handshake_failures: IntCounter,
     /// `result`: `applied` or `rejected`.
     pub config_reloads: IntCounterVec,
     /// 1 while the config file's last version was applied, 0 after a refused reload.
@@ -124,7 +125,13 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        Metrics {
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("unique metric");
+        let metrics = Metrics {
             token_requests: counter_vec(
                 "credgate_token_requests_total",
                 "Token requests by outcome",
@@ -180,6 +187,10 @@ impl Metrics {
                 "credgate_upstream_resolve_failures_total",
                 "Lookups of an upstream's DNS name that failed",
             ),
+            tls_handshake_failures: counter(
+                "credgate_tls_handshake_failures_total",
+                "Failed TLS handshakes on the main listener (plain HTTP, scanners, clients giving up)",
+            ),
             config_reloads: counter_vec(
                 "credgate_config_reloads_total",
                 "Reloads of the gateway config file by result",
@@ -200,6 +211,24 @@ impl Metrics {
                 &["by"],
             ),
             registry,
+        };
+        metrics.touch_fixed_series();
+        metrics
+    }
+
+    /// Creates every series whose labels come from a fixed set, so each is exported at zero
+    /// from the start: a rate or an alert on a series that does not exist yet sees nothing.
+    fn touch_fixed_series(&self) {
+        for outcome in TOKEN_OUTCOMES {
+            self.token_requests.with_label_values(&[outcome]);
+        }
+        for result in ["applied", "rejected"] {
+            self.registry_reloads.with_label_values(&[result]);
+            self.config_reloads.with_label_values(&[result]);
+            self.certificate_reloads.with_label_values(&[result]);
+        }
+        for by in ["client", "ip"] {
+            self.auth_throttled.with_label_values(&[by]);
         }
     }
 
@@ -246,6 +275,26 @@ impl Metrics {
 
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// Every outcome of a token request: `issued` or an RFC 6749 §5.2 error code credgate answers.
+const TOKEN_OUTCOMES: [&str; 8] = [
+    "issued",
+    "invalid_request",
+    "invalid_client",
+    "invalid_scope",
+    "unsupported_grant_type",
+    "slow_down",
+    "temporarily_unavailable",
+    "server_error",
+];
+
+/// The refusals of a protected route (see `guard::bearer::Denial`).
+const ROUTE_REFUSALS: [&str; 4] = [
+    "missing_token",
+    "invalid_request",
+    "invalid_token",
+    "insufficient_scope",
+];
+
 /// The metric series of one route, resolved once when the route table is built: a proxied
 /// request then updates them without hashing labels or taking the vector's lock.
 #[derive(Debug)]
@@ -262,6 +311,11 @@ pub struct RouteMetrics {
 impl Metrics {
     pub fn route(&self, prefix: &str, public: bool) -> RouteMetrics {
         let admitted_outcome = if public { "public" } else { "allowed" };
+        if !public {
+            for refusal in ROUTE_REFUSALS {
+                self.auth_requests.with_label_values(&[prefix, refusal]);
+            }
+        }
         RouteMetrics {
             prefix: prefix.to_owned(),
             admitted: self

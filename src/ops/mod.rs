@@ -2,4 +2,5 @@
 
 pub mod admin;
 pub mod demo;
+pub mod logging;
 pub mod metrics;

@@ -1,0 +1,84 @@
+//! Logs: one line per event on stderr, as text or one JSON object per line; `RUST_LOG`
+//! overrides the configured level.
+//!
+//! Two things never reach the log at ERROR. Pingora's own debug output dumps whole request
+//! heads (query strings, `Authorization`), so its crates are capped at `info` whatever the
+//! level: no setting may put a token in the logs. And Pingora reports every failed TLS
+//! handshake at ERROR — plain HTTP sent to the TLS port, a scanner, a client that gives up —
+//! which is ordinary client behaviour: those are counted in
+//! `credgate_tls_handshake_failures_total` instead (Pingora cannot be told to log them lower).
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Metadata};
+use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::{LogConfig, LogFormat};
+use crate::ops::metrics::metrics;
+
+/// Installs the process's logger.
+pub fn init(config: &LogConfig) {
+    let level = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive("pingora=info".parse().expect("a valid directive"));
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = match config.format {
+        LogFormat::Json => lines.json().boxed(),
+        LogFormat::Text => lines
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .boxed(),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(lines.with_filter(level).with_filter(HandshakeNoise))
+        .try_init();
+}
+
+/// Where Pingora reports a failed downstream handshake, and how its message starts.
+const HANDSHAKE_TARGET: &str = "pingora_core::services::listening";
+const HANDSHAKE_MESSAGE: &str = "Downstream handshake";
+
+/// Counts Pingora's failed-handshake errors instead of logging them.
+struct HandshakeNoise;
+
+impl<S> Filter<S> for HandshakeNoise {
+    fn enabled(&self, _meta: &Metadata<'_>, _cx: &Context<'_, S>) -> bool {
+        true
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, _cx: &Context<'_, S>) -> bool {
+        // Pingora logs through the `log` crate: the bridge puts the real target in a field.
+        if event.metadata().target() != "log" {
+            return true;
+        }
+        let mut seen = Handshake::default();
+        event.record(&mut seen);
+        let noise = seen.target && seen.message;
+        if noise {
+            metrics().tls_handshake_failures.inc();
+        }
+        !noise
+    }
+}
+
+/// Whether a bridged `log` record is Pingora's failed-handshake report.
+#[derive(Default)]
+struct Handshake {
+    target: bool,
+    message: bool,
+}
+
+impl Visit for Handshake {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "log.target" {
+            self.target = value == HANDSHAKE_TARGET;
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}").starts_with(HANDSHAKE_MESSAGE);
+        }
+    }
+}
