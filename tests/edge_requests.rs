@@ -229,3 +229,27 @@ async fn an_http11_request_without_exactly_one_host_is_400() {
         "HTTP/1.0 without Host: {status}"
     );
 }
+
+/// credgate answers an oversized head with 431 JSON up to Pingora's own parser limits; past
+/// them (more than 256 fields, or a head over 1 048 575 bytes) Pingora answers a bare 400
+/// before any credgate code runs. README documents both; this pins them, so an upgrade of
+/// Pingora that changes either is noticed.
+#[tokio::test]
+async fn heads_over_pingoras_limits_get_pingoras_bare_400() {
+    let (gw, upstream) = proxying().await;
+    let head = |fields: usize| {
+        let mut head = String::from("GET /public/x HTTP/1.1\r\nHost: a\r\n");
+        for i in 0..fields {
+            head.push_str(&format!("x-h{i}: v\r\n"));
+        }
+        head + "Connection: close\r\n\r\n"
+    };
+    assert!(raw_status(&gw, head(150).as_bytes()).await.starts_with("HTTP/1.1 431"));
+    assert!(raw_status(&gw, head(300).as_bytes()).await.starts_with("HTTP/1.1 400"));
+    let huge = format!(
+        "GET /public/x HTTP/1.1\r\nHost: a\r\nx-big: {}\r\n\r\n",
+        "v".repeat(1_100_000)
+    );
+    assert!(raw_status(&gw, huge.as_bytes()).await.starts_with("HTTP/1.1 400"));
+    assert!(upstream.seen().is_empty());
+}
