@@ -244,12 +244,18 @@ async fn heads_over_pingoras_limits_get_pingoras_bare_400() {
         }
         head + "Connection: close\r\n\r\n"
     };
-    assert!(raw_status(&gw, head(150).as_bytes()).await.starts_with("HTTP/1.1 431"));
-    assert!(raw_status(&gw, head(300).as_bytes()).await.starts_with("HTTP/1.1 400"));
+    assert!(raw_status(&gw, head(150).as_bytes())
+        .await
+        .starts_with("HTTP/1.1 431"));
+    assert!(raw_status(&gw, head(300).as_bytes())
+        .await
+        .starts_with("HTTP/1.1 400"));
     let huge = format!(
         "GET /public/x HTTP/1.1\r\nHost: a\r\nx-big: {}\r\n\r\n",
         "v".repeat(1_100_000)
     );
-    assert!(raw_status(&gw, huge.as_bytes()).await.starts_with("HTTP/1.1 400"));
+    assert!(raw_status(&gw, huge.as_bytes())
+        .await
+        .starts_with("HTTP/1.1 400"));
     assert!(upstream.seen().is_empty());
 }

@@ -65,7 +65,9 @@ impl Hashes {
 /// Writes registry text the way `layout` says, for rewrite number `n`.
 fn publish(layout: Layout, root: &Path, n: usize, text: &str) {
     match layout {
-        Layout::PlainFile if n % 2 == 0 => std::fs::write(root.join("clients.toml"), text).unwrap(),
+        Layout::PlainFile if n.is_multiple_of(2) => {
+            std::fs::write(root.join("clients.toml"), text).unwrap()
+        }
         Layout::PlainFile => {
             let staged = root.join(format!(".clients.toml.{n}.tmp"));
             std::fs::write(&staged, text).unwrap();

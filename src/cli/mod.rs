@@ -7,7 +7,7 @@ mod keys;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{Config, LogConfig, DEFAULT_CONFIG_PATH};
 use crate::issuer::keys::KeySet;
@@ -49,6 +49,10 @@ enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    Manpage,
 }
 
 /// Runs the command line; the process exit code says whether it worked.
@@ -69,6 +73,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     let command = cli.command.unwrap_or(Command::Serve);
+    match command {
+        Command::Completions { shell } => {
+            let mut definition = Cli::command();
+            clap_complete::generate(shell, &mut definition, "credgate", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Manpage => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            return Ok(());
+        }
+        _ => {}
+    }
     if let Command::Client(_) | Command::Secret(_) = command {
         crate::ops::logging::init(&LogConfig::default());
         let target = registry_target(cli.config.as_deref(), cli.registry, cli.create)?;
@@ -89,7 +105,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match command {
         Command::Serve => Ok(crate::server::serve(config, &config_path)?),
         Command::Keys(command) => keys::keys(&config, command),
-        Command::Check | Command::Client(_) | Command::Secret(_) => unreachable!("handled above"),
+        Command::Check
+        | Command::Client(_)
+        | Command::Secret(_)
+        | Command::Completions { .. }
+        | Command::Manpage => unreachable!("handled above"),
     }
 }
 
@@ -204,7 +224,7 @@ fn check(config_path: &Path, registry_path: Option<PathBuf>) -> anyhow::Result<(
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use super::CommandFactory;
 
     #[test]
     fn the_command_line_definition_is_consistent() {
