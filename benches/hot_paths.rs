@@ -14,7 +14,7 @@ use std::time::Duration;
 use credgate::config::Config;
 use credgate::guard::verify::TokenVerifier;
 use credgate::guard::Guard;
-use credgate::issuer::keys::{KeyStore, SigningAlgorithm};
+use credgate::oauth::{KeyStore, SigningAlgorithm};
 use credgate::registry::{Registry, Store};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use support::{client, config, keys, token};
@@ -51,18 +51,18 @@ fn validation(c: &mut Criterion) {
         };
         let cached = guard(&hit_config);
         runtime
-            .block_on(cached.authenticate(&token))
+            .block_on(cached.validate_token(&token))
             .expect("the token verifies");
         if algorithm == SigningAlgorithm::EdDSA {
             c.bench_function("validate/cache_hit", |b| {
-                b.to_async(&runtime).iter(|| cached.authenticate(&token))
+                b.to_async(&runtime).iter(|| cached.validate_token(&token))
             });
         }
         let uncached = guard(&config(0));
         c.bench_with_input(
             BenchmarkId::new("validate/cache_miss", algorithm.name()),
             &token,
-            |b, token| b.to_async(&runtime).iter(|| uncached.authenticate(token)),
+            |b, token| b.to_async(&runtime).iter(|| uncached.validate_token(token)),
         );
     }
 }

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use credgate::guard::verify::TokenVerifier;
 use credgate::guard::Guard;
-use credgate::issuer::keys::{KeyStore, SigningAlgorithm};
+use credgate::oauth::{KeyStore, SigningAlgorithm};
 use credgate::registry::{Registry, Store};
 use support::{client, config, keys, token};
 
@@ -72,14 +72,14 @@ fn main() {
         .unwrap();
 
     // Allocations of a cache hit: the token was verified once, every later check is a hit.
-    runtime.block_on(guard.authenticate(&sample)).unwrap();
+    runtime.block_on(guard.validate_token(&sample)).unwrap();
     let n = 100_000u64;
     let (allocs, bytes) = (
         ALLOCATIONS.load(Ordering::Relaxed),
         BYTES.load(Ordering::Relaxed),
     );
     for _ in 0..n {
-        runtime.block_on(guard.authenticate(&sample)).unwrap();
+        runtime.block_on(guard.validate_token(&sample)).unwrap();
     }
     let allocs = ALLOCATIONS.load(Ordering::Relaxed) - allocs;
     let bytes = BYTES.load(Ordering::Relaxed) - bytes;
@@ -105,7 +105,7 @@ fn main() {
                     let mut peak: f64 = 0.0;
                     for i in 0..DISTINCT_TOKENS / THREADS {
                         let token = token(keys_set, config, app);
-                        runtime.block_on(guard.authenticate(&token)).unwrap();
+                        runtime.block_on(guard.validate_token(&token)).unwrap();
                         let done = i * THREADS + t + 1;
                         if t == 0 && done % (DISTINCT_TOKENS / 10) < THREADS {
                             let rss = rss_mib();

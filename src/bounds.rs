@@ -8,7 +8,7 @@
 use http::StatusCode;
 use pingora::http::RequestHeader;
 
-use crate::reply::{self, Reply};
+use crate::reply::{self, Outcome};
 
 /// The longest request target accepted, as sent: path and query, plus scheme and authority
 /// when the target is in absolute form (`GET http://host/path`, RFC 9112 §3.2.2).
@@ -18,18 +18,8 @@ pub const MAX_HEADERS: usize = 100;
 /// The most bytes of header names and values, all fields together, accepted.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
-/// Why a request head was refused, and the reply that says so.
-pub struct Refusal {
-    /// The request's endpoint label in logs and metrics: `too_large` or `invalid_head`.
-    pub endpoint: &'static str,
-    /// The log and metrics outcome.
-    pub outcome: &'static str,
-    pub reply: Reply,
-}
-
-/// The refusal of a head whose target or headers exceed the bounds, or that lacks a single
-/// `Host`; `None` when it is fine.
-pub fn check(head: &RequestHeader) -> Option<Refusal> {
+/// The refusal of a head whose target or headers exceed the bounds; `None` when it is fine.
+pub fn oversized(head: &RequestHeader) -> Option<Outcome> {
     if target_len(head) > MAX_URI_BYTES {
         return Some(refuse(
             StatusCode::URI_TOO_LONG,
@@ -56,7 +46,7 @@ pub fn check(head: &RequestHeader) -> Option<Refusal> {
             &format!("the header fields exceed {MAX_HEADER_BYTES} bytes"),
         ));
     }
-    host_rule(head)
+    None
 }
 
 /// The length of the request target as the client sent it (Pingora keeps an absolute-form
@@ -68,7 +58,7 @@ fn target_len(head: &RequestHeader) -> usize {
 /// RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without a `Host` field, and
 /// to any request with more than one. Without this, a request with no `Host` reaches the
 /// upstream with none, and two `Host` lines can be read differently by credgate and by it.
-fn host_rule(head: &RequestHeader) -> Option<Refusal> {
+pub fn host_rule(head: &RequestHeader) -> Option<Outcome> {
     let hosts = head.headers.get_all(http::header::HOST).iter().count();
     let missing = hosts == 0 && head.version == http::Version::HTTP_11;
     if missing || hosts > 1 {
@@ -77,24 +67,19 @@ fn host_rule(head: &RequestHeader) -> Option<Refusal> {
         } else {
             "more than one Host header"
         };
-        let mut refusal = refuse(StatusCode::BAD_REQUEST, "invalid_host", description);
-        refusal.endpoint = "invalid_head";
-        return Some(refusal);
+        return Some(refuse(StatusCode::BAD_REQUEST, "invalid_host", description));
     }
     None
 }
 
-fn refuse(status: StatusCode, outcome: &'static str, description: &str) -> Refusal {
-    Refusal {
-        endpoint: "too_large",
-        outcome,
-        reply: reply::error(status, "invalid_request", description),
-    }
+fn refuse(status: StatusCode, label: &'static str, description: &str) -> Outcome {
+    Outcome::answer(label, reply::error(status, "invalid_request", description))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reply::Action;
 
     fn head(target: &str, headers: &[(String, String)]) -> RequestHeader {
         let mut head = RequestHeader::build("GET", target.as_bytes(), None).unwrap();
@@ -106,7 +91,12 @@ mod tests {
     }
 
     fn outcome(head: &RequestHeader) -> Option<(u16, &'static str)> {
-        check(head).map(|r| (r.reply.status().as_u16(), r.outcome))
+        oversized(head)
+            .or_else(|| host_rule(head))
+            .map(|o| match o.action {
+                Action::Answer(reply) => (reply.status().as_u16(), o.label),
+                Action::Forward => panic!("a refusal forwards nothing"),
+            })
     }
 
     #[test]

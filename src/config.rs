@@ -4,18 +4,18 @@
 //! Relative paths in the file (`keys_dir`, `registry.path`) are resolved against the process's
 //! working directory, as the shipped demo (`cargo run` from the repository root) expects.
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::issuer::keys::SigningAlgorithm;
-use crate::issuer::throttle::FailureLimits;
+use crate::oauth::scope::{is_valid_scope_token, scope_token_problem};
+use crate::oauth::well_known::RESERVED_PATHS;
+use crate::oauth::SigningAlgorithm;
 use crate::problems::Problems;
-use crate::registry::Limits;
-use crate::resolve::UpstreamAddr;
-use crate::timefmt::parse_duration;
+use crate::timefmt::{format_duration, parse_duration};
 
 /// Where `credgate` looks for its configuration unless `--config` says otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "config/credgate.toml";
@@ -158,6 +158,104 @@ pub struct AdminConfig {
 pub struct DemoConfig {
     /// Where the built-in echo upstream listens.
     pub echo_upstream: SocketAddr,
+}
+
+/// The issuer's bounds on token lifetimes; a client's `token_lifetime` must lie within them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Limits {
+    /// The issuer's defaults (`min_token_lifetime = "1m"`, `max_token_lifetime = "1h"`),
+    /// which registry commands apply when they read no gateway config.
+    pub const DEFAULT: Limits = Limits {
+        min: Duration::from_secs(60),
+        max: Duration::from_secs(3600),
+    };
+
+    /// Explains why `lifetime` is out of bounds, if it is.
+    pub fn check(&self, lifetime: Duration) -> Result<(), String> {
+        if lifetime < self.min {
+            Err(format!(
+                "{} is shorter than the issuer's min_token_lifetime ({})",
+                format_duration(lifetime),
+                format_duration(self.min)
+            ))
+        } else if lifetime > self.max {
+            Err(format!(
+                "{} is longer than the issuer's max_token_lifetime ({})",
+                format_duration(lifetime),
+                format_duration(self.max)
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The failure limits of the token and introspection endpoints (`[issuer] failure_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureLimits {
+    /// Failures per client id per window; 0 turns the limit off.
+    pub per_client: u32,
+    /// Failures per source address per window; 0 turns the limit off (for instances behind a
+    /// proxy that hides the callers' addresses).
+    pub per_ip: u32,
+    pub window: Duration,
+}
+
+/// An upstream as configured: a host (IP address or DNS name) and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamAddr {
+    /// Without brackets for IPv6.
+    pub host: String,
+    pub port: u16,
+}
+
+impl UpstreamAddr {
+    /// Parses `host:port` (`[v6]:port` for IPv6); checks syntax only, never DNS.
+    pub fn parse(text: &str) -> Result<UpstreamAddr, String> {
+        let invalid = || format!("{text:?} is not a host:port address");
+        let (host, port) = text.rsplit_once(':').ok_or_else(invalid)?;
+        let port: u16 = port.parse().map_err(|_| invalid())?;
+        let host = match host.strip_prefix('[') {
+            Some(v6) => v6.strip_suffix(']').ok_or_else(invalid)?,
+            None if host.contains(':') => return Err(invalid()),
+            None => host,
+        };
+        let valid_name = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+        if port == 0 || !(valid_name || host.parse::<IpAddr>().is_ok()) {
+            return Err(invalid());
+        }
+        Ok(UpstreamAddr {
+            host: host.to_owned(),
+            port,
+        })
+    }
+
+    /// The address when the host is an IP literal: no lookup needed.
+    pub fn literal(&self) -> Option<SocketAddr> {
+        self.host
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, self.port))
+    }
+}
+
+impl fmt::Display for UpstreamAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
 }
 
 // ---- the file as written ------------------------------------------------------------------
@@ -334,14 +432,6 @@ fn default_failure_limit() -> u32 {
 fn default_failure_window() -> String {
     "1m".into()
 }
-
-/// Paths the gateway serves itself; a token path may not shadow them.
-pub const RESERVED_PATHS: [&str; 4] = [
-    "/connect/introspect",
-    "/.well-known/openid-configuration",
-    "/.well-known/oauth-authorization-server",
-    "/.well-known/jwks.json",
-];
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -601,10 +691,8 @@ impl Checker<'_> {
         }
         for (field, tokens) in [("scopes", &raw.scopes), ("roles", &raw.roles)] {
             for (i, token) in tokens.iter().enumerate() {
-                if !crate::registry::file::is_valid_scope_token(token) {
-                    let message =
-                        format!("{token:?} must be printable ASCII without spaces, \" or \\");
-                    self.problem(&format!("{at}.{field}[{i}]"), message);
+                if !is_valid_scope_token(token) {
+                    self.problem(&format!("{at}.{field}[{i}]"), scope_token_problem(token));
                 }
             }
         }
@@ -783,6 +871,30 @@ impl Checker<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_parsed_without_dns() {
+        let named = UpstreamAddr::parse("orders.svc.cluster.local:8080").unwrap();
+        assert_eq!(
+            (named.host.as_str(), named.port),
+            ("orders.svc.cluster.local", 8080)
+        );
+        assert_eq!(named.literal(), None);
+        let v6 = UpstreamAddr::parse("[::1]:80").unwrap();
+        assert_eq!(v6.literal(), Some("[::1]:80".parse().unwrap()));
+        assert_eq!(v6.to_string(), "[::1]:80");
+        for bad in [
+            "nowhere",
+            "host:",
+            ":80",
+            "host:0",
+            "::1:80",
+            "a b:80",
+            "host:99999",
+        ] {
+            assert!(UpstreamAddr::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     const MINIMAL: &str = r#"
 [server]

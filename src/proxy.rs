@@ -22,11 +22,11 @@ use crate::guard::verify::Identity;
 use crate::guard::Guard;
 use crate::issuer::error::OAuthError;
 use crate::issuer::request::MAX_BODY_BYTES;
-use crate::issuer::token::TokenHttpRequest;
+use crate::issuer::token::FormPost;
 use crate::issuer::Issuer;
 use crate::live::Live;
-use crate::ops::metrics::metrics;
-use crate::reply::{self, Reply};
+use crate::metrics::metrics;
+use crate::reply::{self, Action, Outcome, Reply};
 use crate::routes::{Endpoint, Route, RouteTable};
 
 /// How long a client may stall while sending a token or introspection request body.
@@ -129,23 +129,61 @@ impl Gateway {
         }
     }
 
-    /// Answers a token or introspection request (both are small bounded form POSTs) and notes
-    /// its outcome and authenticated client in `ctx`.
-    async fn issuer_endpoint(
+    /// What to do with the request, and its endpoint label for the request metrics: the head
+    /// checks first, then the one component the path resolves to.
+    async fn decide(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-        introspect: bool,
-    ) -> Result<Reply> {
+    ) -> Result<(&'static str, Outcome)> {
+        let head = session.req_header();
+        let refused_head = bounds::oversized(head)
+            .map(|o| ("too_large", o))
+            .or_else(|| bounds::host_rule(head).map(|o| ("invalid_head", o)));
+        if let Some(refused) = refused_head {
+            session.set_keepalive(None);
+            return Ok(refused);
+        }
+        let method = &head.method;
+        let read_only = method == http::Method::GET || method == http::Method::HEAD;
+        let document = |label, reply: fn(&Issuer) -> Reply| {
+            let outcome = if read_only {
+                Outcome::answer("served", reply(&self.issuer))
+            } else {
+                Outcome::answer("method_not_allowed", reply::get_only())
+            };
+            (label, outcome)
+        };
+        Ok(match ctx.edge.routes.resolve(head.uri.path()) {
+            Err(e) => {
+                let reply = reply::error(StatusCode::BAD_REQUEST, "invalid_request", e.0);
+                ("invalid_path", Outcome::answer("invalid_path", reply))
+            }
+            Ok(Endpoint::Token) => ("token", self.form_endpoint(session, false).await?),
+            Ok(Endpoint::Introspect) => ("introspect", self.form_endpoint(session, true).await?),
+            Ok(Endpoint::Metadata) => document("metadata", Issuer::metadata),
+            Ok(Endpoint::Jwks) => document("jwks", Issuer::jwks),
+            Ok(Endpoint::NotFound) => (
+                "not_found",
+                Outcome::answer("not_found", reply::not_found()),
+            ),
+            Ok(Endpoint::Route(route)) => {
+                let outcome = self.guard_route(session, &route, ctx).await;
+                route.metrics.auth(outcome.label);
+                ctx.route = Some(route);
+                ("-", outcome)
+            }
+        })
+    }
+
+    /// Answers a token or introspection request: both are small bounded form POSTs.
+    async fn form_endpoint(&self, session: &mut Session, introspect: bool) -> Result<Outcome> {
         let body = match read_body(session, MAX_BODY_BYTES).await? {
             Ok(body) => body,
-            Err(too_large) => {
-                ctx.outcome = "body_too_large";
-                return Ok(too_large);
-            }
+            Err(too_large) => return Ok(too_large),
         };
         let req = session.req_header();
-        let request = TokenHttpRequest {
+        let request = FormPost {
             method: &req.method,
             content_type: req.headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()),
             authorization: req.headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
@@ -155,49 +193,41 @@ impl Gateway {
                 .and_then(|addr| addr.as_inet())
                 .map(|addr| addr.ip()),
         };
-        let answer = if introspect {
-            self.issuer.introspect(request, &self.guard).await
+        Ok(if introspect {
+            self.issuer.introspect(request, self.guard.as_ref()).await
         } else {
             self.issuer.token(request).await
-        };
-        ctx.outcome = answer.outcome;
-        ctx.client_id = answer.client_id;
-        Ok(answer.reply)
+        })
     }
 
-    /// Runs the guard for a protected route; `Some(reply)` is a refusal to send.
-    async fn admit(&self, session: &Session, route: &Route, ctx: &mut RequestCtx) -> Option<Reply> {
+    /// The guard's decision on a request to `route`: forward (a public route, or a token that
+    /// passes, whose identity goes into `ctx`) or the refusal.
+    async fn guard_route(&self, session: &Session, route: &Route, ctx: &mut RequestCtx) -> Outcome {
         if route.policy.public {
-            ctx.outcome = "public";
-        } else {
-            match self
-                .guard
-                .admit(&session.req_header().headers, &route.policy)
-                .await
-            {
-                Ok(identity) => {
-                    ctx.outcome = "allowed";
-                    ctx.identity = Some(identity);
-                }
-                Err(denial) => {
-                    ctx.outcome = denial.code();
-                    return Some(denial.into_reply());
-                }
-            }
+            return Outcome::forward("public");
         }
-        None
+        let headers = &session.req_header().headers;
+        match self.guard.authorize(headers, &route.policy).await {
+            Ok(identity) => {
+                ctx.identity = Some(identity);
+                Outcome::forward("allowed")
+            }
+            Err(denial) => denial.into_outcome(),
+        }
     }
 }
 
-/// Reads the request body up to `limit` bytes. A larger body (announced or sent) is answered
+/// Reads the request body up to `limit` bytes. A larger body (announced or sent) is refused
 /// with 413 and the connection is not reused, since the rest of the body is left unread.
 async fn read_body(
     session: &mut Session,
     limit: usize,
-) -> Result<std::result::Result<Vec<u8>, Reply>> {
+) -> Result<std::result::Result<Vec<u8>, Outcome>> {
     let too_large = |session: &mut Session| {
         session.set_keepalive(None);
-        Ok(Err(OAuthError::body_too_large(limit).into_reply()))
+        let mut refused = OAuthError::body_too_large(limit).into_outcome();
+        refused.label = "body_too_large";
+        Ok(Err(refused))
     };
     let announced = session
         .req_header()
@@ -235,45 +265,21 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// Resolves the request, gets the one outcome of the component concerned, and writes it:
+    /// an answer goes out from here, a forward goes on to `upstream_peer`.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         Self::bound_client_silence(session, ctx.edge.client_timeout);
-        if let Some(refusal) = bounds::check(session.req_header()) {
-            (ctx.endpoint, ctx.outcome) = (refusal.endpoint, refusal.outcome);
-            session.set_keepalive(None);
-            reply::write(session, refusal.reply).await?;
-            return Ok(true);
-        }
-        let method = &session.req_header().method;
-        let is_read = method == http::Method::GET || method == http::Method::HEAD;
-        let resolved = ctx.edge.routes.resolve(session.req_header().uri.path());
-        let (endpoint, reply) = match resolved {
-            Err(e) => (
-                "invalid_path",
-                reply::error(StatusCode::BAD_REQUEST, "invalid_request", e.0),
-            ),
-            Ok(Endpoint::Token) => ("token", self.issuer_endpoint(session, ctx, false).await?),
-            Ok(Endpoint::Introspect) => (
-                "introspect",
-                self.issuer_endpoint(session, ctx, true).await?,
-            ),
-            Ok(Endpoint::Metadata) if is_read => ("metadata", self.issuer.metadata()),
-            Ok(Endpoint::Jwks) if is_read => ("jwks", self.issuer.jwks()),
-            Ok(Endpoint::Metadata) => ("metadata", reply::get_only()),
-            Ok(Endpoint::Jwks) => ("jwks", reply::get_only()),
-            Ok(Endpoint::NotFound) => ("not_found", reply::not_found()),
-            Ok(Endpoint::Protected(route)) => {
-                let refusal = self.admit(session, &route, ctx).await;
-                route.metrics.auth(ctx.outcome);
-                ctx.route = Some(route);
-                match refusal {
-                    None => return Ok(false),
-                    Some(reply) => ("-", reply),
-                }
-            }
-        };
+        let (endpoint, outcome) = self.decide(session, ctx).await?;
         ctx.endpoint = endpoint;
-        reply::write(session, reply).await?;
-        Ok(true)
+        ctx.outcome = outcome.label;
+        ctx.client_id = outcome.client_id;
+        match outcome.action {
+            Action::Forward => Ok(false),
+            Action::Answer(reply) => {
+                reply::write(session, reply).await?;
+                Ok(true)
+            }
+        }
     }
 
     async fn upstream_peer(

@@ -9,6 +9,52 @@ use serde::Serialize;
 
 pub type Reply = Response<Vec<u8>>;
 
+/// What the edge does with one request, and the bounded label that says why (the request log's
+/// `outcome` and the metrics' label values). Every component the edge asks — the head checks,
+/// the issuer endpoints, the guard — answers with one, or with its own error type that turns
+/// into one.
+#[derive(Debug)]
+pub struct Outcome {
+    /// `issued`, `active`, `allowed`, `public`, an OAuth or RFC 6750 error code, …
+    pub label: &'static str,
+    /// The client credgate authenticated, when it did (never an id a client merely sent).
+    pub client_id: Option<String>,
+    pub action: Action,
+}
+
+/// Answer locally, or let Pingora forward the request to its route's upstream.
+#[derive(Debug)]
+pub enum Action {
+    Answer(Reply),
+    Forward,
+}
+
+impl Outcome {
+    /// Answer with `reply`.
+    pub fn answer(label: &'static str, reply: Reply) -> Self {
+        Outcome {
+            label,
+            client_id: None,
+            action: Action::Answer(reply),
+        }
+    }
+
+    /// Forward to the route's upstream.
+    pub fn forward(label: &'static str) -> Self {
+        Outcome {
+            label,
+            client_id: None,
+            action: Action::Forward,
+        }
+    }
+
+    /// The same outcome, on behalf of the authenticated client `client_id`.
+    pub fn by(mut self, client_id: &str) -> Self {
+        self.client_id = Some(client_id.to_owned());
+        self
+    }
+}
+
 /// A reply with a JSON body.
 pub fn json(status: StatusCode, body: &impl Serialize) -> Reply {
     json_bytes(

@@ -8,69 +8,18 @@
 //! outage), after which requests to it fail with 502 until it resolves again. Nothing here ever
 //! stops the gateway from starting.
 
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 
+use crate::config::UpstreamAddr;
+
 /// How long a resolved address is used before the name is looked up again.
 pub const RESOLVE_TTL: Duration = Duration::from_secs(5);
 /// How long the last address of a name that no longer resolves is still used.
 pub const STALE_FOR: Duration = Duration::from_secs(60);
-
-/// An upstream as configured: a host (IP address or DNS name) and a port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamAddr {
-    /// Without brackets for IPv6.
-    pub host: String,
-    pub port: u16,
-}
-
-impl UpstreamAddr {
-    /// Parses `host:port` (`[v6]:port` for IPv6); checks syntax only, never DNS.
-    pub fn parse(text: &str) -> Result<UpstreamAddr, String> {
-        let invalid = || format!("{text:?} is not a host:port address");
-        let (host, port) = text.rsplit_once(':').ok_or_else(invalid)?;
-        let port: u16 = port.parse().map_err(|_| invalid())?;
-        let host = match host.strip_prefix('[') {
-            Some(v6) => v6.strip_suffix(']').ok_or_else(invalid)?,
-            None if host.contains(':') => return Err(invalid()),
-            None => host,
-        };
-        let valid_name = !host.is_empty()
-            && host.len() <= 253
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
-        if port == 0 || !(valid_name || host.parse::<IpAddr>().is_ok()) {
-            return Err(invalid());
-        }
-        Ok(UpstreamAddr {
-            host: host.to_owned(),
-            port,
-        })
-    }
-
-    /// The address when the host is an IP literal: no lookup needed.
-    pub fn literal(&self) -> Option<SocketAddr> {
-        self.host
-            .parse::<IpAddr>()
-            .ok()
-            .map(|ip| SocketAddr::new(ip, self.port))
-    }
-}
-
-impl fmt::Display for UpstreamAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
 
 /// The address of one upstream, looked up when needed.
 #[derive(Debug)]
@@ -141,9 +90,7 @@ impl Resolver {
                 ok: true,
             },
             (None, previous) => {
-                crate::ops::metrics::metrics()
-                    .upstream_resolve_failures
-                    .inc();
+                crate::metrics::metrics().upstream_resolve_failures.inc();
                 let stale = previous.filter(|p| now - p.confirmed < STALE_FOR);
                 Resolved {
                     addr: stale.and_then(|p| p.addr),
@@ -174,30 +121,6 @@ impl Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses_are_parsed_without_dns() {
-        let named = UpstreamAddr::parse("orders.svc.cluster.local:8080").unwrap();
-        assert_eq!(
-            (named.host.as_str(), named.port),
-            ("orders.svc.cluster.local", 8080)
-        );
-        assert_eq!(named.literal(), None);
-        let v6 = UpstreamAddr::parse("[::1]:80").unwrap();
-        assert_eq!(v6.literal(), Some("[::1]:80".parse().unwrap()));
-        assert_eq!(v6.to_string(), "[::1]:80");
-        for bad in [
-            "nowhere",
-            "host:",
-            ":80",
-            "host:0",
-            "::1:80",
-            "a b:80",
-            "host:99999",
-        ] {
-            assert!(UpstreamAddr::parse(bad).is_err(), "{bad}");
-        }
-    }
 
     #[tokio::test]
     async fn a_name_is_looked_up_and_an_unknown_one_fails_without_panicking() {

@@ -13,10 +13,10 @@ use pingora::upstreams::peer::HttpPeer;
 
 use crate::config::{IssuerConfig, RouteConfig};
 use crate::guard::policy::Policy;
-use crate::issuer::discovery::{
+use crate::metrics::{metrics, RouteMetrics};
+use crate::oauth::well_known::{
     INTROSPECTION, JWKS, OAUTH_AUTHORIZATION_SERVER, OPENID_CONFIGURATION,
 };
-use crate::ops::metrics::{metrics, RouteMetrics};
 use crate::path::{canonicalize, under, PathError};
 use crate::resolve::Resolver;
 
@@ -27,7 +27,8 @@ pub enum Endpoint {
     Introspect,
     Metadata,
     Jwks,
-    Protected(Arc<Route>),
+    /// A `[[route]]`: the guard decides, then Pingora proxies.
+    Route(Arc<Route>),
     NotFound,
 }
 
@@ -118,6 +119,6 @@ impl RouteTable {
             .routes
             .iter()
             .find(|r| under(&path, &r.prefix))
-            .map_or(Endpoint::NotFound, |r| Endpoint::Protected(r.clone())))
+            .map_or(Endpoint::NotFound, |r| Endpoint::Route(r.clone())))
     }
 }

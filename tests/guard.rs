@@ -327,7 +327,7 @@ async fn hs256_under_our_kid_is_invalid_token() {
 async fn an_unknown_kid_is_invalid_token() {
     let (gw, upstream) = setup().await;
     let other = tempfile::tempdir().unwrap();
-    let file = credgate::issuer::keys::generate(other.path(), Default::default()).unwrap();
+    let file = credgate::oauth::key_files::generate(other.path(), Default::default()).unwrap();
     let key = EncodingKey::from_ed_pem(&std::fs::read(file).unwrap()).unwrap();
     let token = sign(
         Algorithm::EdDSA,

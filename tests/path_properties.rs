@@ -131,7 +131,7 @@ proptest! {
     #[test]
     fn a_routed_path_never_resolves_outside_its_route(raw in raw_path()) {
         let table = table();
-        if let Ok(Endpoint::Protected(route)) = table.resolve(&raw) {
+        if let Ok(Endpoint::Route(route)) = table.resolve(&raw) {
             let upstream_view = lenient_reading(&raw);
             prop_assert!(
                 lies_under(&upstream_view, &route.prefix),
@@ -157,7 +157,7 @@ fn the_generator_reaches_every_route_and_refusal() {
     for _ in 0..20_000 {
         let raw = raw_path().new_tree(&mut runner).unwrap().current();
         let kind = match table.resolve(&raw) {
-            Ok(Endpoint::Protected(route)) => route.prefix.clone(),
+            Ok(Endpoint::Route(route)) => route.prefix.clone(),
             Ok(_) => "other".into(),
             Err(_) => "refused".into(),
         };

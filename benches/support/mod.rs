@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use credgate::config::Config;
-use credgate::issuer::keys::{self, KeySet, SigningAlgorithm};
 use credgate::issuer::mint::{mint, Grant};
+use credgate::oauth::{key_files, KeySet, SigningAlgorithm};
 use credgate::registry::{Client, Secret};
 
 pub fn config(cache_capacity: u64) -> Config {
@@ -39,7 +39,7 @@ pub fn client(id: &str) -> Client {
 /// A key set with one fresh key of `algorithm` (kept in a temp dir for the run).
 pub fn keys(algorithm: SigningAlgorithm) -> (tempfile::TempDir, KeySet) {
     let dir = tempfile::tempdir().unwrap();
-    keys::generate(dir.path(), algorithm).unwrap();
+    key_files::generate(dir.path(), algorithm).unwrap();
     let set = KeySet::load(dir.path(), algorithm, std::time::Duration::ZERO).unwrap();
     (dir, set)
 }

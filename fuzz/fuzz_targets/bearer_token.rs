@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use credgate::config::Config;
 use credgate::guard::bearer;
 use credgate::guard::verify::TokenVerifier;
-use credgate::issuer::keys::{self, KeySet, KeyStore, SigningAlgorithm};
+use credgate::oauth::{self, KeySet, KeyStore, SigningAlgorithm};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use libfuzzer_sys::fuzz_target;
 

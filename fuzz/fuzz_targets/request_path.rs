@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         let again = canonicalize(&canonical).expect("a canonical path stays valid");
         assert_eq!(again, canonical);
     }
-    if let Ok(Endpoint::Protected(route)) = table().resolve(raw) {
+    if let Ok(Endpoint::Route(route)) = table().resolve(raw) {
         let canonical = canonicalize(raw).expect("a routed path is canonical");
         assert!(under(&canonical, &route.prefix));
     }

@@ -8,11 +8,12 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use time::OffsetDateTime;
 
+use crate::config::Limits;
 use crate::issuer::secrets::{generate_secret, hash_secret};
 use crate::registry::atomic;
 use crate::registry::edit::{NewClient, NewSecret, RegistryDocument};
 use crate::registry::file::{self, is_valid_client_id, Source};
-use crate::registry::{Client, Limits};
+use crate::registry::Client;
 use crate::timefmt::{format_duration, format_instant, parse_duration, parse_expiry};
 
 #[derive(Subcommand)]

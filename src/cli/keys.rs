@@ -6,7 +6,9 @@ use std::time::SystemTime;
 use clap::Subcommand;
 
 use crate::config::Config;
-use crate::issuer::keys::{self, KeySet, SigningAlgorithm};
+use crate::oauth::key_files;
+use crate::oauth::keys::prunable;
+use crate::oauth::{KeySet, SigningAlgorithm};
 use crate::timefmt::{format_duration, format_instant};
 
 #[derive(Subcommand)]
@@ -15,7 +17,7 @@ pub enum KeysCommand {
     /// passed (the newest active key signs).
     Generate {
         /// Default: the issuer's configured algorithm.
-        #[arg(long)]
+        #[arg(long, value_name = "EdDSA|ES256|RS256")]
         algorithm: Option<SigningAlgorithm>,
     },
     /// List the keys, their ids, which one signs, and when a new one takes over.
@@ -33,12 +35,13 @@ pub fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Generate { algorithm } => {
             let algorithm = algorithm.unwrap_or(config.issuer.algorithm);
-            let file = keys::generate(dir, algorithm).map_err(anyhow::Error::msg)?;
+            let file = key_files::generate(dir, algorithm).map_err(anyhow::Error::msg)?;
             println!("Generated a {} key: {}", algorithm.name(), file.display());
             announce_takeover(config, &file)
         }
         KeysCommand::Rotate => {
-            let file = keys::generate(dir, config.issuer.algorithm).map_err(anyhow::Error::msg)?;
+            let file =
+                key_files::generate(dir, config.issuer.algorithm).map_err(anyhow::Error::msg)?;
             println!(
                 "New {} signing key: {}",
                 config.issuer.algorithm.name(),
@@ -116,7 +119,7 @@ fn list(config: &Config) -> anyhow::Result<()> {
 fn prune(config: &Config) -> anyhow::Result<()> {
     let set = load(config)?;
     let max_age = config.issuer.lifetimes.max + config.guard.leeway;
-    let stale = keys::prunable(&set, max_age, SystemTime::now());
+    let stale = prunable(&set, max_age, SystemTime::now());
     for key in &stale {
         std::fs::remove_file(&key.file)?;
         println!("Pruned key {} ({})", key.kid, key.file.display());

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{Config, LogConfig, DEFAULT_CONFIG_PATH};
-use crate::issuer::keys::KeySet;
+use crate::oauth::KeySet;
 use crate::registry;
 
 #[derive(Parser)]
@@ -86,7 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         _ => {}
     }
     if let Command::Client(_) | Command::Secret(_) = command {
-        crate::ops::logging::init(&LogConfig::default());
+        crate::serve::logging::init(&LogConfig::default());
         let target = registry_target(cli.config.as_deref(), cli.registry, cli.create)?;
         return match command {
             Command::Client(command) => clients::client(&target, command),
@@ -98,12 +98,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         return check(&config_path, cli.registry);
     }
     let mut config = Config::load(&config_path)?;
-    crate::ops::logging::init(&config.log);
+    crate::serve::logging::init(&config.log);
     if let Some(path) = cli.registry {
         config.registry.path = path;
     }
     match command {
-        Command::Serve => Ok(crate::server::serve(config, &config_path)?),
+        Command::Serve => Ok(crate::serve::serve(config, &config_path)?),
         Command::Keys(command) => keys::keys(&config, command),
         Command::Check
         | Command::Client(_)
@@ -147,7 +147,7 @@ fn registry_target(
     let (limits, names_it) = match &loaded {
         Some(config) => (config.issuer.lifetimes, config.registry.path == path),
         None => {
-            let limits = registry::Limits::DEFAULT;
+            let limits = crate::config::Limits::DEFAULT;
             eprintln!(
                 "note: no gateway config read; token lifetimes are checked against the default bounds {}..{} (pass --config to use the issuer's)",
                 crate::timefmt::format_duration(limits.min),
@@ -167,7 +167,7 @@ fn registry_target(
 /// Every problem is printed: those of the config, and those of the registry and keys it names
 /// even when the config has problems of its own.
 fn check(config_path: &Path, registry_path: Option<PathBuf>) -> anyhow::Result<()> {
-    crate::ops::logging::init(&LogConfig::default());
+    crate::serve::logging::init(&LogConfig::default());
     let text = std::fs::read_to_string(config_path).map_err(|e| {
         anyhow::anyhow!(
             "{}: cannot read the config file: {e}",
@@ -193,7 +193,7 @@ fn check(config_path: &Path, registry_path: Option<PathBuf>) -> anyhow::Result<(
         }
         let keys_dir = &issuer.keys_dir;
         let keys_named = !keys_dir.as_os_str().is_empty();
-        if keys_named && crate::issuer::keys::has_no_keys(keys_dir) {
+        if keys_named && crate::oauth::key_files::has_no_keys(keys_dir) {
             report.push(format!(
                 "{}: no keys yet; `credgate serve` generates a {} key on first start",
                 keys_dir.display(),
@@ -235,6 +235,6 @@ mod tests {
     fn the_default_lifetime_bounds_are_the_issuers_defaults() {
         let minimal = "[server]\nlisten = \"127.0.0.1:1\"\n[issuer]\nissuer = \"http://x\"\nkeys_dir = \"k\"\naudience = \"a\"\n[registry]\npath = \"r\"\n";
         let config = crate::config::Config::parse(std::path::Path::new("c"), minimal).unwrap();
-        assert_eq!(config.issuer.lifetimes, crate::registry::Limits::DEFAULT);
+        assert_eq!(config.issuer.lifetimes, crate::config::Limits::DEFAULT);
     }
 }

@@ -3,7 +3,7 @@
 
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
-use crate::reply::{self, Reply};
+use crate::reply::{self, Outcome, Reply};
 
 /// Longest token accepted; ours are well under 1 KiB.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -48,7 +48,12 @@ impl Denial {
     /// The JSON error reply with its challenge. Descriptions are fixed texts and scopes come
     /// from the config (validated scope tokens), so nothing needs escaping and the token is
     /// never echoed.
-    pub fn into_reply(self) -> Reply {
+    /// The refusal as the edge's outcome, labelled with [`Denial::code`].
+    pub fn into_outcome(self) -> Outcome {
+        Outcome::answer(self.code(), self.into_reply())
+    }
+
+    fn into_reply(self) -> Reply {
         let (challenge, description) = match &self {
             Denial::Missing => (
                 format!("Bearer realm=\"{REALM}\""),

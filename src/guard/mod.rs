@@ -1,7 +1,7 @@
 //! The resource side: bearer tokens in front of protected upstreams.
 //!
 //! A request passes in three steps: [`bearer::extract`] takes the token from the header,
-//! [`verify::TokenVerifier`] proves its signature and claims (cached), and [`Guard::authenticate`]
+//! [`verify::TokenVerifier`] proves its signature and claims (cached), and [`Guard::validate_token`]
 //! asks the current registry snapshot whether its client may still use it — on every request,
 //! so disabling a client or revoking its tokens takes effect at the next request.
 //! [`policy::Policy`] then applies the route's scope and role rules.
@@ -15,6 +15,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 use time::OffsetDateTime;
 
+use crate::oauth::{ActiveToken, TokenCheck};
 use crate::registry::{Registry, Store};
 use bearer::Denial;
 use policy::Policy;
@@ -30,15 +31,15 @@ impl Guard {
         Guard { verifier, registry }
     }
 
-    /// Admits a request to a route with `policy`, returning who it is.
-    pub async fn admit(
+    /// Authorizes a request to a route with `policy`: who the caller is, or the refusal.
+    pub async fn authorize(
         &self,
         headers: &HeaderMap,
         policy: &Policy,
     ) -> Result<Arc<Identity>, Denial> {
         let token = bearer::extract(headers)?;
         let identity = self
-            .authenticate(token)
+            .validate_token(token)
             .await
             .map_err(Denial::InvalidToken)?;
         policy.check(&identity)?;
@@ -46,10 +47,23 @@ impl Guard {
     }
 
     /// Whether `token` is currently valid: verified, and its client still allowed to use it.
-    pub async fn authenticate(&self, token: &str) -> Result<Arc<Identity>, &'static str> {
+    pub async fn validate_token(&self, token: &str) -> Result<Arc<Identity>, &'static str> {
         let identity = self.verifier.verify(token).await?;
         client_allows(&self.registry.snapshot(), &identity)?;
         Ok(identity)
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCheck for Guard {
+    async fn check_token(&self, token: &str) -> Result<ActiveToken, &'static str> {
+        let identity = self.validate_token(token).await?;
+        Ok(ActiveToken {
+            client_id: identity.grantee.client_id.clone(),
+            scope: identity.grantee.scope.clone(),
+            issued_at: identity.issued_at,
+            expires_at: identity.expires_at,
+        })
     }
 }
 

@@ -17,9 +17,9 @@ use moka::future::Cache;
 use moka::Expiry;
 
 use crate::config::{GuardConfig, IssuerConfig};
-use crate::issuer::keys::{KeyStore, SigningAlgorithm};
-use crate::issuer::mint::{AccessClaims, TOKEN_TYPE};
-use crate::ops::metrics::metrics;
+use crate::metrics::metrics;
+use crate::oauth::claims::{AccessClaims, TOKEN_TYPE};
+use crate::oauth::{KeyStore, SigningAlgorithm};
 
 /// What a verified token proves.
 ///

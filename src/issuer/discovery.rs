@@ -3,11 +3,7 @@
 use serde::Serialize;
 
 use crate::config::IssuerConfig;
-
-pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
-pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
-pub const JWKS: &str = "/.well-known/jwks.json";
-pub const INTROSPECTION: &str = "/connect/introspect";
+use crate::oauth::well_known::{INTROSPECTION, JWKS};
 
 const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
 

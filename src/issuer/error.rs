@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use http::{header, HeaderValue, StatusCode};
 use serde::Serialize;
 
-use crate::reply::{self, Reply};
+use crate::reply::{self, Outcome, Reply};
 
 /// The `WWW-Authenticate` challenge sent with 401 `invalid_client`.
 pub const BASIC_CHALLENGE: &str = "Basic realm=\"credgate\"";
@@ -121,7 +121,12 @@ impl OAuthError {
         )
     }
 
-    pub fn into_reply(self) -> Reply {
+    /// The refusal as the edge's outcome, labelled with the error code.
+    pub fn into_outcome(self) -> Outcome {
+        Outcome::answer(self.code, self.into_reply())
+    }
+
+    fn into_reply(self) -> Reply {
         let body = Body {
             error: self.code,
             error_description: &self.description,

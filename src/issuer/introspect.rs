@@ -1,15 +1,16 @@
 //! Token introspection (RFC 7662): an authenticated client asks whether a token is currently
-//! valid. The answer is the guard's own verdict, registry checks included.
+//! valid. The answer is the resource side's own verdict ([`TokenCheck`]), registry checks
+//! included.
 
 use http::StatusCode;
 use serde::Serialize;
 
 use super::error::OAuthError;
 use super::request;
-use super::token::TokenHttpRequest;
-use super::{Answer, Issuer};
-use crate::guard::Guard;
-use crate::reply;
+use super::token::FormPost;
+use super::Issuer;
+use crate::oauth::TokenCheck;
+use crate::reply::{self, Outcome};
 
 #[derive(Serialize)]
 struct Active<'a> {
@@ -28,49 +29,40 @@ struct Active<'a> {
 impl Issuer {
     /// Answers one introspection request. Any token that is not currently valid — malformed,
     /// forged, expired, revoked, of a disabled client — is simply `{"active": false}`.
-    pub async fn introspect(&self, req: TokenHttpRequest<'_>, guard: &Guard) -> Answer {
+    pub async fn introspect(&self, req: FormPost<'_>, tokens: &dyn TokenCheck) -> Outcome {
         if req.method != http::Method::POST {
-            return Answer::refused(OAuthError::method_not_allowed());
+            return OAuthError::method_not_allowed().into_outcome();
         }
         let parsed =
             match request::parse_introspection(req.content_type, req.authorization, req.body) {
                 Ok(parsed) => parsed,
-                Err(e) => return Answer::refused(e),
+                Err(e) => return e.into_outcome(),
             };
-        let caller = match self.authenticate(parsed.credentials, req.peer).await {
+        let caller = match self.authenticate_client(parsed.credentials, req.peer).await {
             Ok(caller) => caller,
-            Err(e) => return Answer::refused(e),
+            Err(e) => return e.into_outcome(),
         };
-        let verdict = guard.authenticate(&parsed.token).await;
-        let outcome = if verdict.is_ok() {
-            "active"
-        } else {
-            "inactive"
-        };
-        let body = match verdict {
-            Ok(identity) => {
+        let (label, body) = match tokens.check_token(&parsed.token).await {
+            Ok(token) => {
                 // iss and aud were checked to be ours; sub is the client id (RFC 9068 §2.2
                 // for client credentials).
-                let grantee = &identity.grantee;
-                serde_json::to_vec(&Active {
+                let active = serde_json::to_vec(&Active {
                     active: true,
-                    client_id: &grantee.client_id,
-                    sub: &grantee.client_id,
-                    scope: &grantee.scope,
-                    exp: identity.expires_at,
-                    iat: identity.issued_at,
+                    client_id: &token.client_id,
+                    sub: &token.client_id,
+                    scope: &token.scope,
+                    exp: token.expires_at,
+                    iat: token.issued_at,
                     iss: &self.config.issuer,
                     aud: &self.config.audience,
                     token_type: "Bearer",
                 })
-                .expect("introspection serializes")
+                .expect("introspection serializes");
+                ("active", active)
             }
-            Err(_) => br#"{"active":false}"#.to_vec(),
+            Err(_) => ("inactive", br#"{"active":false}"#.to_vec()),
         };
-        Answer {
-            reply: reply::no_store(reply::json_bytes(StatusCode::OK, body)),
-            outcome,
-            client_id: Some(caller.id.clone()),
-        }
+        let reply = reply::no_store(reply::json_bytes(StatusCode::OK, body));
+        Outcome::answer(label, reply).by(&caller.id)
     }
 }

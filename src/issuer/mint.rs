@@ -1,37 +1,14 @@
-//! Access-token claims (RFC 9068 JWT profile) and signing.
+//! Signing an access token (RFC 9068 JWT profile) for a grant.
 
 use std::time::Duration;
 
 use jsonwebtoken::Header;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::keys::Key;
 use super::secrets::random_token;
+use crate::oauth::claims::{AccessClaims, TOKEN_TYPE};
+use crate::oauth::Key;
 use crate::registry::Client;
-
-/// The JWT `typ` of access tokens (RFC 9068 §2.1).
-pub const TOKEN_TYPE: &str = "at+jwt";
-
-/// The claims of every access token credgate issues.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
-    pub iss: String,
-    /// The client id: in client credentials the client is the subject.
-    pub sub: String,
-    pub client_id: String,
-    pub aud: String,
-    pub iat: i64,
-    pub nbf: i64,
-    pub exp: i64,
-    /// 128 random bits, base64url.
-    pub jti: String,
-    /// Space-separated granted scopes; omitted when none.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub scope: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub roles: Vec<String>,
-}
 
 /// What the issuer decided to put in a token, before signing.
 pub struct Grant<'a> {

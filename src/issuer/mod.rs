@@ -3,7 +3,6 @@
 pub mod discovery;
 pub mod error;
 mod introspect;
-pub mod keys;
 pub mod mint;
 pub mod request;
 pub mod secret_cache;
@@ -16,32 +15,12 @@ use std::sync::Arc;
 use http::StatusCode;
 
 use crate::config::IssuerConfig;
+use crate::oauth::KeyStore;
 use crate::registry::Store;
 use crate::reply::{self, Reply};
-use keys::KeyStore;
 use secret_cache::VerifiedSecrets;
 use secrets::SecretVerifier;
 use throttle::Throttle;
-
-/// What an issuer endpoint answered, and what the request log and metrics say about it.
-pub struct Answer {
-    pub reply: Reply,
-    /// `issued`, `active`, `inactive`, or the OAuth error code.
-    pub outcome: &'static str,
-    /// The client that authenticated; `None` when none did (a client-supplied id is never
-    /// logged unverified).
-    pub client_id: Option<String>,
-}
-
-impl Answer {
-    fn refused(error: error::OAuthError) -> Self {
-        Answer {
-            outcome: error.code,
-            reply: error.into_reply(),
-            client_id: None,
-        }
-    }
-}
 
 /// Everything the issuer endpoints need, shared by all requests.
 pub struct Issuer {

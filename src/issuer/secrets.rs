@@ -17,7 +17,7 @@ use base64::Engine;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
-use crate::ops::metrics::metrics;
+use crate::metrics::metrics;
 
 /// OWASP's recommended argon2id parameters: 19 MiB, 2 passes, 1 lane.
 fn hasher() -> Argon2<'static> {
@@ -98,7 +98,7 @@ impl SecretVerifier {
             let candidates = dummy.as_ref().map_or(&hashes[..], std::slice::from_ref);
             let mut matched = None;
             for (i, hash) in candidates.iter().enumerate() {
-                if verify(hash, &presented) && matched.is_none() {
+                if argon2_matches(hash, &presented) && matched.is_none() {
                     matched = Some(i);
                 }
             }
@@ -114,7 +114,7 @@ impl SecretVerifier {
     }
 }
 
-fn verify(hash: &str, presented: &str) -> bool {
+fn argon2_matches(hash: &str, presented: &str) -> bool {
     PasswordHash::new(hash)
         .is_ok_and(|h| hasher().verify_password(presented.as_bytes(), &h).is_ok())
 }
@@ -163,7 +163,7 @@ mod tests {
             "{hash}"
         );
         crate::registry::file::check_argon2id_hash(&hash).unwrap();
-        assert!(verify(&hash, &a) && !verify(&hash, "wrong"));
+        assert!(argon2_matches(&hash, &a) && !argon2_matches(&hash, "wrong"));
     }
 
     #[tokio::test]

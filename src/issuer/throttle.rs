@@ -19,23 +19,14 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::config::FailureLimits;
+
 use moka::sync::Cache;
 
-use crate::ops::metrics::metrics;
+use crate::metrics::metrics;
 
 /// How many ids and how many addresses are tracked at most.
 const CAPACITY: u64 = 100_000;
-
-/// The failure limits of the token and introspection endpoints (`[issuer] failure_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailureLimits {
-    /// Failures per client id per window; 0 turns the limit off.
-    pub per_client: u32,
-    /// Failures per source address per window; 0 turns the limit off (for instances behind a
-    /// proxy that hides the callers' addresses).
-    pub per_ip: u32,
-    pub window: Duration,
-}
 
 /// Failures counted since `started`, and attempts still being verified.
 #[derive(Debug)]

@@ -11,13 +11,14 @@ use time::OffsetDateTime;
 use super::error::OAuthError;
 use super::mint::{mint, Grant};
 use super::request::{self, AuthMethod, Credentials, TokenRequest};
-use super::{Answer, Issuer};
-use crate::ops::metrics::metrics;
+use super::Issuer;
+use crate::metrics::metrics;
 use crate::registry::Client;
-use crate::reply::{self, Reply};
+use crate::reply::{self, Outcome, Reply};
 
-/// The parts of an HTTP request the token and introspection endpoints look at.
-pub struct TokenHttpRequest<'a> {
+/// A form POST to the token or the introspection endpoint: the parts of the HTTP request
+/// either looks at.
+pub struct FormPost<'a> {
     pub method: &'a http::Method,
     pub content_type: Option<&'a [u8]>,
     pub authorization: Option<&'a [u8]>,
@@ -36,29 +37,25 @@ struct TokenResponse<'a> {
 }
 
 impl Issuer {
-    /// Answers one token request; every outcome is a complete HTTP reply.
-    pub async fn token(&self, req: TokenHttpRequest<'_>) -> Answer {
+    /// Answers one token request: `issued` with the token, or the OAuth error.
+    pub async fn token(&self, req: FormPost<'_>) -> Outcome {
         let started = Instant::now();
-        let answer = match self.issue(req).await {
-            Ok((reply, client)) => Answer {
-                reply,
-                outcome: "issued",
-                client_id: Some(client.id.clone()),
-            },
-            Err(e) => Answer::refused(e),
+        let outcome = match self.issue(req).await {
+            Ok((reply, client)) => Outcome::answer("issued", reply).by(&client.id),
+            Err(e) => e.into_outcome(),
         };
         let metrics = metrics();
         metrics
             .token_requests
-            .with_label_values(&[answer.outcome])
+            .with_label_values(&[outcome.label])
             .inc();
         metrics
             .token_issue_seconds
             .observe(started.elapsed().as_secs_f64());
-        answer
+        outcome
     }
 
-    async fn issue(&self, req: TokenHttpRequest<'_>) -> Result<(Reply, Arc<Client>), OAuthError> {
+    async fn issue(&self, req: FormPost<'_>) -> Result<(Reply, Arc<Client>), OAuthError> {
         if req.method != http::Method::POST {
             return Err(OAuthError::method_not_allowed());
         }
@@ -68,7 +65,7 @@ impl Issuer {
 
     /// Authenticates a client by its secret: the client must exist, be enabled and unexpired,
     /// and the secret must match one of its unexpired secrets.
-    pub(super) async fn authenticate(
+    pub(super) async fn authenticate_client(
         &self,
         credentials: Credentials,
         peer: Option<IpAddr>,
@@ -82,7 +79,7 @@ impl Issuer {
                 metrics().secret_cache_hits.inc();
                 Some(index)
             }
-            None => self.verify(client, credentials, peer).await?,
+            None => self.check_secret(client, credentials, peer).await?,
         };
         let refused = |why| Err(OAuthError::invalid_client(why, basic));
         let (Some(client), Some(index)) = (client, matched) else {
@@ -106,7 +103,7 @@ impl Issuer {
     /// Runs argon2id against `client`'s secrets (a dummy hash when there is no such client),
     /// unless the caller has used up its attempts; counts a failure, remembers a match. An
     /// overloaded verifier (503) counts as neither.
-    async fn verify(
+    async fn check_secret(
         &self,
         client: Option<&Arc<Client>>,
         credentials: Credentials,
@@ -137,7 +134,7 @@ impl Issuer {
         req: TokenRequest,
         peer: Option<IpAddr>,
     ) -> Result<(Reply, Arc<Client>), OAuthError> {
-        let client = &self.authenticate(req.credentials, peer).await?;
+        let client = &self.authenticate_client(req.credentials, peer).await?;
         let now = OffsetDateTime::now_utc();
         let scope = granted_scope(client, req.scope)?;
         let keys = self.keys.snapshot();

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::model::{Client, Registry, Secret};
-use super::Limits;
+use crate::config::Limits;
+use crate::oauth::scope::{is_valid_scope_token, scope_token_problem};
 use crate::problems::Problems;
 use crate::timefmt::{parse_duration, parse_instant};
 
@@ -148,15 +149,6 @@ pub fn is_valid_client_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
-}
-
-/// RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`. Roles follow the
-/// same rule because both travel space-separated in claims and headers.
-pub fn is_valid_scope_token(token: &str) -> bool {
-    !token.is_empty()
-        && token
-            .bytes()
-            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
 /// One `[[client]]` table as read: its id when that is valid, the client when the whole table
@@ -337,8 +329,7 @@ impl ClientChecker<'_> {
     fn tokens(&mut self, at: &str, field: &str, tokens: &[String]) {
         for (i, token) in tokens.iter().enumerate() {
             if !is_valid_scope_token(token) {
-                let message = format!("{token:?} must be printable ASCII without spaces, \" or \\");
-                self.problem(&format!("{at}.{field}[{i}]"), message);
+                self.problem(&format!("{at}.{field}[{i}]"), scope_token_problem(token));
             } else if tokens[..i].contains(token) {
                 self.problem(
                     &format!("{at}.{field}[{i}]"),

@@ -318,7 +318,7 @@ impl Gateway {
 
     /// The gateway's signing key, to forge tokens with chosen claims.
     pub fn signing_key(&self) -> (jsonwebtoken::EncodingKey, String) {
-        let keys = credgate::issuer::keys::KeySet::load(
+        let keys = credgate::oauth::KeySet::load(
             &self.home.join("keys"),
             Default::default(),
             std::time::Duration::ZERO,

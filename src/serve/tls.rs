@@ -1,6 +1,6 @@
 //! The main listener's TLS certificate: loaded from PEM files, served through a resolver that
 //! always hands out the current one, so a renewed certificate is picked up without a restart
-//! (see [`crate::registry::reload`], which watches the files).
+//! (see [`crate::serve::reload`], which watches the files).
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! Signing keys: PKCS#8 PEM files in `keys_dir`, their `kid` (RFC 7638 thumbprint), the JWKS
-//! document, and key generation.
+//! Signing keys: the key set loaded from `keys_dir`, their `kid` (RFC 7638 thumbprint), which
+//! one signs when, and the JWKS document.
 //!
 //! Every key carries the one algorithm its type allows (Ed25519 → EdDSA, P-256 → ES256,
 //! RSA → RS256), so a token can never be verified with an algorithm its key was not made for.
@@ -14,72 +14,15 @@
 //! `key_activation_delay` to see the new key (a Kubernetes Secret update takes up to about a
 //! minute) and accepts its tokens.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use jsonwebtoken::{DecodingKey, EncodingKey};
 
+use super::algorithm::SigningAlgorithm;
+use super::key_files::{created, generate, key_files};
 use crate::problems::Problems;
-
-/// The JWS algorithms credgate signs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, clap::ValueEnum)]
-#[allow(clippy::upper_case_acronyms)]
-pub enum SigningAlgorithm {
-    #[default]
-    #[value(name = "EdDSA")]
-    EdDSA,
-    #[value(name = "ES256")]
-    ES256,
-    #[value(name = "RS256")]
-    RS256,
-}
-
-impl SigningAlgorithm {
-    pub fn jwt(self) -> Algorithm {
-        match self {
-            SigningAlgorithm::EdDSA => Algorithm::EdDSA,
-            SigningAlgorithm::ES256 => Algorithm::ES256,
-            SigningAlgorithm::RS256 => Algorithm::RS256,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SigningAlgorithm::EdDSA => "EdDSA",
-            SigningAlgorithm::ES256 => "ES256",
-            SigningAlgorithm::RS256 => "RS256",
-        }
-    }
-
-    /// A fresh private key of this algorithm, as PKCS#8 v1 DER.
-    fn generate_pkcs8(self) -> Result<Vec<u8>, String> {
-        use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
-        let failed = |_| format!("could not generate a {} key", self.name());
-        Ok(match self {
-            SigningAlgorithm::EdDSA => Ed25519KeyPair::generate()
-                .and_then(|k| k.to_pkcs8v1())
-                .map_err(failed)?
-                .as_ref()
-                .to_vec(),
-            SigningAlgorithm::ES256 => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
-                .and_then(|k| k.to_pkcs8v1())
-                .map_err(failed)?
-                .as_ref()
-                .to_vec(),
-            SigningAlgorithm::RS256 => {
-                let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-                    .map_err(failed)?;
-                let der: Pkcs8V1Der = key.as_der().map_err(failed)?;
-                der.as_ref().to_vec()
-            }
-        })
-    }
-}
 
 /// One key pair loaded from `keys_dir`.
 pub struct Key {
@@ -238,41 +181,8 @@ pub fn prunable(set: &KeySet, max_token_age: Duration, now: SystemTime) -> Vec<&
         .collect()
 }
 
-/// When a key file was made: the UTC stamp that starts generated names
-/// (`20261123T095624Z-…`), else the file's modification time.
-fn created(file: &Path) -> Option<SystemTime> {
-    let name = file.file_name()?.to_str()?;
-    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    name.get(..16)
-        .and_then(|stamp| time::PrimitiveDateTime::parse(stamp, &format).ok())
-        .map(|t| SystemTime::from(t.assume_utc()))
-        .or_else(|| std::fs::metadata(file).and_then(|m| m.modified()).ok())
-}
-
-/// Whether `dir` holds no `*.pem` file at all (a fresh deployment; `serve` will generate one).
-pub fn has_no_keys(dir: &Path) -> bool {
-    key_files(dir).is_ok_and(|files| files.is_empty())
-}
-
-/// The `*.pem` files of `dir` in name order; a missing directory has none.
-fn key_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("cannot list the keys directory: {e}")),
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        // Not `is_file()`: a key file that cannot be read (a dangling link, no permission) must
-        // surface as an error, never be skipped as if there were no key.
-        .filter(|p| p.extension().is_some_and(|x| x == "pem") && !p.is_dir())
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
 /// Reads a PKCS#8 private key and derives its algorithm, JWK, kid and activation time.
-fn read_key(file: &Path, activation_delay: Duration) -> Result<Key, String> {
+pub(super) fn read_key(file: &Path, activation_delay: Duration) -> Result<Key, String> {
     let pem = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
     let (algorithm, encoding) = [
         (SigningAlgorithm::EdDSA, EncodingKey::from_ed_pem(&pem)),
@@ -305,50 +215,6 @@ fn read_key(file: &Path, activation_delay: Duration) -> Result<Key, String> {
 fn jwks_document(keys: &[Key]) -> Vec<u8> {
     let keys = keys.iter().map(|k| k.jwk.clone()).collect();
     serde_json::to_vec(&JwkSet { keys }).expect("a JWK set serializes")
-}
-
-/// Generates a key of `algorithm` into `dir` (created 0700 if missing) as a 0600 PEM file
-/// named `<UTC time>-<nanoseconds>-<alg>-<kid prefix>.pem`, and returns its path.
-pub fn generate(dir: &Path, algorithm: SigningAlgorithm) -> Result<PathBuf, String> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| format!("cannot create the keys directory: {e}"))?;
-    let der = algorithm.generate_pkcs8()?;
-    let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
-    let now = OffsetDateTime::now_utc();
-    let stamp = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
-    let staged = dir.join(format!(".{stamp}-{}.pem.tmp", algorithm.name()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&staged)
-        .map_err(|e| format!("cannot write {}: {e}", staged.display()))?;
-    file.write_all(pem.as_bytes())
-        .and_then(|_| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", staged.display()))?;
-    let kid = read_key(&staged, Duration::ZERO)?.kid;
-    // Nanoseconds keep two keys made within one second in creation order.
-    let nanos = now.nanosecond();
-    let target = dir.join(format!(
-        "{stamp}-{nanos:09}-{}-{}.pem",
-        algorithm.name(),
-        &kid[..8]
-    ));
-    std::fs::rename(&staged, &target)
-        .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
-    Ok(target)
 }
 
 #[cfg(test)]

@@ -23,13 +23,14 @@ use pingora::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use super::{file, Limits, Store};
+use crate::config::Limits;
 use crate::config::{Config, TlsFiles};
-use crate::issuer::keys::{KeySet, KeyStore, SigningAlgorithm};
-use crate::ops::metrics::metrics;
+use crate::metrics::metrics;
+use crate::oauth::{KeySet, KeyStore, SigningAlgorithm};
 use crate::problems::Problems;
 use crate::proxy::{Edge, EdgeStore};
-use crate::tls::CertStore;
+use crate::registry::{file, Store};
+use crate::serve::tls::CertStore;
 
 /// How long to wait for a burst of file events to settle before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -101,7 +102,7 @@ pub struct ConfigReloaded {
 pub struct Refused {
     pub problems: Problems,
     /// Clients left in service: those the previous registry and the readable part of the
-    /// files both grant, narrowed to what both allow (see [`super::Registry::restrict`]).
+    /// files both grant, narrowed to what both allow (see [`crate::registry::Registry::restrict`]).
     pub in_service: usize,
     /// Clients the refusal took out of service.
     pub taken_out: Vec<String>,
@@ -328,7 +329,7 @@ impl Reloader {
             }
             return;
         }
-        match crate::tls::load(&files.cert, &files.key) {
+        match crate::serve::tls::load(&files.cert, &files.key) {
             Ok(certificate) => {
                 store.replace(certificate);
                 self.certificate_applied.store(print, Ordering::Release);

@@ -17,7 +17,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::{json, Map, Value};
 
-use crate::ops::metrics::metrics;
+use crate::metrics::metrics;
 use crate::proxy::EdgeStore;
 use crate::reply::{self, Reply};
 use crate::resolve::Resolution;

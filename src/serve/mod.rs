@@ -1,5 +1,12 @@
-//! Assembles and runs the Pingora server: the main listener, the admin listener and, when
-//! configured, the demo echo upstream, all in one process.
+//! The process: assembles and runs the Pingora server — the main listener, the admin listener
+//! and, when configured, the demo echo upstream, all in one process — and reloads what it
+//! serves from the files while it runs. Only this module and `cli/` build stores and services.
+
+pub mod admin;
+pub mod demo;
+pub mod logging;
+pub mod reload;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,16 +22,16 @@ use pingora::services::listening::Service;
 use crate::config::Config;
 use crate::guard::verify::TokenVerifier;
 use crate::guard::Guard;
-use crate::issuer::keys::{KeySet, KeyStore};
 use crate::issuer::Issuer;
 use crate::live::Live;
-use crate::ops::admin::{AdminApp, Readiness};
-use crate::ops::demo::EchoApp;
+use crate::oauth::{KeySet, KeyStore};
 use crate::problems::Problems;
 use crate::proxy::{in_flight, Edge, Gateway};
-use crate::registry::reload::Reloader;
 use crate::registry::{self, Store};
-use crate::tls::CertStore;
+use crate::serve::admin::{AdminApp, Readiness};
+use crate::serve::demo::EchoApp;
+use crate::serve::reload::Reloader;
+use crate::serve::tls::CertStore;
 
 /// Loads the registry and keys (generating a first key if there is none), checks that every
 /// listener's address can be bound, then serves until SIGTERM (graceful: stop accepting, let
@@ -49,8 +56,8 @@ pub fn serve(config: Config, config_path: &Path) -> Result<(), Problems> {
         algorithm = keys.signing_key().algorithm.name(),
         "registry and keys loaded"
     );
-    crate::ops::metrics::metrics().registry_applied(registry.len(), true);
-    crate::ops::metrics::metrics().config_valid.set(1);
+    crate::metrics::metrics().registry_applied(registry.len(), true);
+    crate::metrics::metrics().config_valid.set(1);
     let listeners = listeners(&config);
     check_bindable(config_path, &listeners)?;
     exit_if_pingora_cannot_bind();
@@ -67,7 +74,8 @@ pub fn serve(config: Config, config_path: &Path) -> Result<(), Problems> {
     let edge = Arc::new(Live::new(Edge::new(&config, &config.issuer)));
     let certificate = match &config.server.tls {
         Some(files) => Some(Arc::new(CertStore::new(
-            crate::tls::load(&files.cert, &files.key).map_err(|e| Problems::one(&files.cert, e))?,
+            crate::serve::tls::load(&files.cert, &files.key)
+                .map_err(|e| Problems::one(&files.cert, e))?,
         ))),
         None => None,
     };
@@ -105,7 +113,7 @@ pub fn serve(config: Config, config_path: &Path) -> Result<(), Problems> {
     match &config.server.tls {
         Some(files) => {
             let settings =
-                crate::tls::settings(certificate.clone().expect("loaded with the files"))
+                crate::serve::tls::settings(certificate.clone().expect("loaded with the files"))
                     .map_err(|e| Problems::one(&files.cert, e.to_string()))?;
             main.add_tls_with_settings(&listen, None, settings);
         }

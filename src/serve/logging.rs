@@ -15,7 +15,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogConfig, LogFormat};
-use crate::ops::metrics::metrics;
+use crate::metrics::metrics;
 
 /// Installs the process's logger.
 pub fn init(config: &LogConfig) {
