@@ -125,7 +125,7 @@ pub struct IssuerConfig {
     pub keys_dir: PathBuf,
     pub algorithm: SigningAlgorithm,
     /// How long a new key is published (JWKS, verification) before it signs, so every
-    /// instance knows it before its first token (see [`crate::issuer::keys`]).
+    /// instance knows it before its first token (see [`crate::oauth::keys`]).
     pub key_activation_delay: Duration,
     pub audience: String,
     pub default_token_lifetime: Duration,

@@ -9,8 +9,7 @@
 //! read first, before the value credgate adds. Header names are already lower case in the
 //! `http` crate; comparing with `_` folded to `-` closes the rest.
 
-use http::{header, HeaderName};
-use pingora::http::RequestHeader;
+use http::{header, HeaderMap, HeaderName, HeaderValue};
 
 /// The prefix of credgate's identity headers: every inbound one is removed.
 const OWNED_PREFIX: &str = "x-credgate-";
@@ -37,46 +36,33 @@ pub fn poses_as_owned(name: &str) -> bool {
                 .any(|owned| name.len() == owned.len() && starts_with(owned)))
 }
 
-/// Removes from the upstream request every header a client may not send on: those that pose as
-/// credgate's own, and — when `drop_underscores` (the default, as nginx's
-/// `underscores_in_headers off`) — every name with an `_`, which CGI-style upstreams cannot tell
-/// from its `-` twin.
-pub fn strip_inbound(upstream: &mut RequestHeader, drop_underscores: bool) {
-    let refused: Vec<HeaderName> = upstream
-        .headers
+/// The inbound headers a client may not send on to the upstream: those that pose as credgate's
+/// own, and — when `drop_underscores` (the default, as nginx's `underscores_in_headers off`) —
+/// every name with an `_`, which CGI-style upstreams cannot tell from its `-` twin.
+pub fn refused_inbound(headers: &HeaderMap, drop_underscores: bool) -> Vec<HeaderName> {
+    headers
         .keys()
         .filter(|name| {
             let name = name.as_str();
             poses_as_owned(name) || (drop_underscores && name.contains('_'))
         })
         .cloned()
-        .collect();
-    for name in &refused {
-        upstream.remove_header(name);
-    }
+        .collect()
 }
 
-/// Forwards one `Content-Length` value where the client sent identical duplicates (`5, 5`, or
-/// two `Content-Length: 5` lines). RFC 9110 §8.6 lets a recipient accept those as one value but
-/// requires it to send one: an upstream that reads the first and a cache that reads the last
-/// must never be able to disagree. Pingora has already refused differing values.
-pub fn reconcile_content_length(upstream: &mut RequestHeader) {
-    let mut values = upstream.headers.get_all(header::CONTENT_LENGTH).iter();
-    let (Some(first), second) = (values.next(), values.next()) else {
-        return;
-    };
+/// The one `Content-Length` value to forward where the client sent identical duplicates
+/// (`5, 5`, or two `Content-Length: 5` lines); `None` when there is nothing to reconcile.
+/// RFC 9110 §8.6 lets a recipient accept those as one value but requires it to send one: an
+/// upstream that reads the first and a cache that reads the last must never be able to
+/// disagree. Pingora has already refused differing values.
+pub fn reconciled_content_length(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let (first, second) = (values.next()?, values.next());
     if second.is_none() && !first.as_bytes().contains(&b',') {
-        return;
+        return None;
     }
-    let single = first
-        .to_str()
-        .ok()
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_owned());
-    if let Some(single) = single {
-        // Cannot fail: the value is a run of digits Pingora has already parsed.
-        let _ = upstream.insert_header(header::CONTENT_LENGTH, single);
-    }
+    let single = first.to_str().ok()?.split(',').next()?.trim();
+    HeaderValue::from_str(single).ok()
 }
 
 #[cfg(test)]
@@ -108,28 +94,27 @@ mod tests {
         }
     }
 
-    fn head(headers: &[(&str, &str)]) -> RequestHeader {
-        let mut head = RequestHeader::build("POST", b"/x", None).unwrap();
+    fn head(headers: &[(&str, &str)]) -> HeaderMap {
+        let mut head = HeaderMap::new();
         for (name, value) in headers {
-            head.append_header(name.to_string(), *value).unwrap();
+            let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
+            head.append(name, HeaderValue::from_str(value).unwrap());
         }
         head
     }
 
     #[test]
     fn underscored_names_go_unless_kept() {
-        let headers = [
+        let headers = head(&[
             ("x_request_id", "1"),
             ("x_credgate_roles", "admin"),
             ("a", "b"),
-        ];
-        let mut dropping = head(&headers);
-        strip_inbound(&mut dropping, true);
-        assert_eq!(dropping.headers.len(), 1);
-        let mut keeping = head(&headers);
-        strip_inbound(&mut keeping, false);
-        assert!(keeping.headers.contains_key("x_request_id"));
-        assert!(!keeping.headers.contains_key("x_credgate_roles"));
+        ]);
+        assert_eq!(
+            refused_inbound(&headers, true),
+            ["x_request_id", "x_credgate_roles"]
+        );
+        assert_eq!(refused_inbound(&headers, false), ["x_credgate_roles"]);
     }
 
     #[test]
@@ -138,13 +123,9 @@ mod tests {
             &[("content-length", "5, 5")][..],
             &[("content-length", "5"); 2],
         ] {
-            let mut upstream = head(sent);
-            reconcile_content_length(&mut upstream);
-            let values: Vec<_> = upstream.headers.get_all("content-length").iter().collect();
-            assert_eq!(values, ["5"]);
+            assert_eq!(reconciled_content_length(&head(sent)).unwrap(), "5");
         }
-        let mut single = head(&[("content-length", "7")]);
-        reconcile_content_length(&mut single);
-        assert_eq!(single.headers["content-length"], "7");
+        let single = head(&[("content-length", "7")]);
+        assert_eq!(reconciled_content_length(&single), None);
     }
 }

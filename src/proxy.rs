@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, StatusCode};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -276,7 +277,7 @@ impl ProxyHttp for Gateway {
         match outcome.action {
             Action::Forward => Ok(false),
             Action::Answer(reply) => {
-                reply::write(session, reply).await?;
+                write_reply(session, reply).await?;
                 Ok(true)
             }
         }
@@ -318,8 +319,13 @@ impl ProxyHttp for Gateway {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        forwarded::strip_inbound(upstream, ctx.edge.drop_underscore_headers);
-        forwarded::reconcile_content_length(upstream);
+        let drop_underscores = ctx.edge.drop_underscore_headers;
+        for refused in forwarded::refused_inbound(&upstream.headers, drop_underscores) {
+            upstream.remove_header(&refused);
+        }
+        if let Some(length) = forwarded::reconciled_content_length(&upstream.headers) {
+            upstream.insert_header(header::CONTENT_LENGTH, length)?;
+        }
         if !ctx.route.as_ref().is_some_and(|r| r.keep_authorization) {
             upstream.remove_header(&header::AUTHORIZATION);
         }
@@ -405,7 +411,7 @@ impl ProxyHttp for Gateway {
                 code,
                 description,
             );
-            if let Err(write_error) = reply::write(session, reply).await {
+            if let Err(write_error) = write_reply(session, reply).await {
                 tracing::debug!(error = %write_error, "could not send the error response");
             }
         }
@@ -465,4 +471,25 @@ impl ProxyHttp for Gateway {
             "request"
         );
     }
+}
+
+/// Writes `reply` as the whole response of `session`; to a HEAD request, without the body but
+/// with the length it would have (RFC 9110 §9.3.2).
+async fn write_reply(session: &mut Session, reply: Reply) -> Result<()> {
+    let head = session.req_header().method == http::Method::HEAD;
+    let (parts, body) = reply.into_parts();
+    let mut header = ResponseHeader::build(parts.status, Some(parts.headers.len() + 1))?;
+    for (name, value) in &parts.headers {
+        header.append_header(name.clone(), value.clone())?;
+    }
+    header.insert_header(header::CONTENT_LENGTH, body.len())?;
+    session
+        .write_response_header(Box::new(header), head)
+        .await?;
+    if head {
+        return Ok(());
+    }
+    session
+        .write_response_body(Some(Bytes::from(body)), true)
+        .await
 }

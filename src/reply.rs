@@ -1,10 +1,8 @@
-//! Complete HTTP replies built in memory (`http::Response<Vec<u8>>`) and written to a Pingora
-//! session in one go. The issuer, the admin service and the demo echo all answer this way.
+//! Complete HTTP replies built in memory (`http::Response<Vec<u8>>`), and the [`Outcome`] of
+//! a request at the edge. The issuer, the guard's refusals, the admin service and the demo
+//! echo all answer this way; the proxy writes a reply to its Pingora session in one go.
 
-use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
-use pingora::http::ResponseHeader;
-use pingora::proxy::Session;
 use serde::Serialize;
 
 pub type Reply = Response<Vec<u8>>;
@@ -113,25 +111,4 @@ pub fn get_only() -> Reply {
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
     reply
-}
-
-/// Writes `reply` as the whole response of `session`; to a HEAD request, without the body but
-/// with the length it would have (RFC 9110 §9.3.2).
-pub async fn write(session: &mut Session, reply: Reply) -> pingora::Result<()> {
-    let head = session.req_header().method == http::Method::HEAD;
-    let (parts, body) = reply.into_parts();
-    let mut header = ResponseHeader::build(parts.status, Some(parts.headers.len() + 1))?;
-    for (name, value) in &parts.headers {
-        header.append_header(name.clone(), value.clone())?;
-    }
-    header.insert_header(header::CONTENT_LENGTH, body.len())?;
-    session
-        .write_response_header(Box::new(header), head)
-        .await?;
-    if head {
-        return Ok(());
-    }
-    session
-        .write_response_body(Some(Bytes::from(body)), true)
-        .await
 }
