@@ -92,7 +92,7 @@ fn registry_lookup(c: &mut Criterion) {
 
 fn argon2_verify(c: &mut Criterion) {
     use argon2::{PasswordHash, PasswordVerifier};
-    let hash = credgate::issuer::secrets::hash_secret("a-client-secret");
+    let hash = credgate::testing::hash_secret("a-client-secret");
     let parsed = PasswordHash::new(&hash).unwrap();
     let mut group = c.benchmark_group("argon2id");
     group.sample_size(10);

@@ -21,4 +21,5 @@ pub mod reply;
 pub mod resolve;
 pub mod routes;
 pub mod serve;
+pub mod testing;
 pub mod timefmt;

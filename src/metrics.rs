@@ -52,6 +52,18 @@ const BUCKETS: &[f64] = &[
     5.0, 10.0,
 ];
 
+/// Registers `metric` (which must build) and returns it.
+fn register<M>(registry: &Registry, metric: prometheus::Result<M>) -> M
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    let metric = metric.expect("a valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("a unique metric");
+    metric
+}
+
 /// The process's metrics (one gateway per process).
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -60,84 +72,45 @@ pub fn metrics() -> &'static Metrics {
 
 impl Metrics {
     fn new() -> Self {
-        let registry = Registry::new();
-        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let histogram_opts =
+        let r = Registry::new();
+        let buckets =
             |name: &str, help: &str| HistogramOpts::new(name, help).buckets(BUCKETS.to_vec());
-        let token_issue_seconds = Histogram::with_opts(histogram_opts(
-            "credgate_token_issue_seconds",
-            "Time to answer a token request, argon2 included",
-        ))
-        .expect("valid metric");
-        registry
-            .register(Box::new(token_issue_seconds.clone()))
-            .expect("unique metric");
-        let request_duration = HistogramVec::new(
-            histogram_opts(
-                "credgate_request_duration_seconds",
-                "Time from request to response",
+        let build_info: IntGaugeVec = register(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "credgate_build_info",
+                    "Always 1; the version is in the label",
+                ),
+                &["version"],
             ),
-            &["route"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(request_duration.clone()))
-            .expect("unique metric");
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
-        };
-        let registry_last_reload = Gauge::new(
-            "credgate_registry_last_reload_timestamp_seconds",
-            "When the registry in service was loaded (unix time)",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(registry_last_reload.clone()))
-            .expect("unique metric");
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                "credgate_build_info",
-                "Always 1; the version is in the label",
-            ),
-            &["version"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(build_info.clone()))
-            .expect("unique metric");
+        );
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
         #[cfg(target_os = "linux")]
-        registry
-            .register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ))
-            .expect("unique metric");
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("unique metric");
+        let counter = |name: &str, help: &str| register(&r, IntCounter::new(name, help));
+        let gauge = |name: &str, help: &str| register(&r, IntGauge::new(name, help));
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(&r, IntCounterVec::new(Opts::new(name, help), labels))
+        };
         let metrics = Metrics {
             token_requests: counter_vec(
                 "credgate_token_requests_total",
                 "Token requests by outcome",
                 &["outcome"],
             ),
-            token_issue_seconds,
+            token_issue_seconds: register(
+                &r,
+                Histogram::with_opts(buckets(
+                    "credgate_token_issue_seconds",
+                    "Time to answer a token request, argon2 included",
+                )),
+            ),
             auth_requests: counter_vec(
                 "credgate_auth_requests_total",
                 "Requests to routes by route and outcome",
@@ -156,7 +129,16 @@ impl Metrics {
                 "Upstream responses by route and status class",
                 &["route", "status_class"],
             ),
-            request_duration,
+            request_duration: register(
+                &r,
+                HistogramVec::new(
+                    buckets(
+                        "credgate_request_duration_seconds",
+                        "Time from request to response",
+                    ),
+                    &["route"],
+                ),
+            ),
             registry_reloads: counter_vec(
                 "credgate_registry_reloads_total",
                 "Registry reloads by result",
@@ -170,7 +152,13 @@ impl Metrics {
                 "credgate_registry_valid",
                 "1 while the registry files in service are valid, 0 after a refused reload (alert on 0)",
             ),
-            registry_last_reload,
+            registry_last_reload: register(
+                &r,
+                Gauge::new(
+                    "credgate_registry_last_reload_timestamp_seconds",
+                    "When the registry in service was loaded (unix time)",
+                ),
+            ),
             secret_verify_queue_depth: gauge(
                 "credgate_secret_verify_queue_depth",
                 "Token requests waiting for an argon2 verification slot",
@@ -210,7 +198,7 @@ impl Metrics {
                 "Client authentications refused with slow_down by the failure limits",
                 &["by"],
             ),
-            registry,
+            registry: r,
         };
         metrics.touch_fixed_series();
         metrics

@@ -3,11 +3,10 @@
 mod common;
 
 use common::upstream::Upstream;
-use common::{client_toml, json, Gateway, Setup};
+use common::{client_toml, json, Gateway, Setup, GRANT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "abuse-secret-value-1234";
-const GRANT: (&str, &str) = ("grant_type", "client_credentials");
 
 fn registry() -> String {
     [
@@ -25,13 +24,6 @@ fn gateway(per_client: u32, per_ip: u32, window: &str) -> Gateway {
              failure_window = \"{window}\""
         ))
         .start()
-}
-
-async fn status(gw: &Gateway, id: &str, secret: &str) -> u16 {
-    gw.token(Some((id, secret)), &[GRANT])
-        .await
-        .status()
-        .as_u16()
 }
 
 /// How many times argon2 ran in the gateway so far.
@@ -56,7 +48,7 @@ async fn assert_slow_down(response: reqwest::Response, window_secs: u64) {
 async fn failures_on_one_client_id_throttle_it_without_argon2_until_the_window_ends() {
     let gw = gateway(3, 0, "2s");
     for _ in 0..3 {
-        assert_eq!(status(&gw, "app", "wrong").await, 401);
+        assert_eq!(gw.token_status("app", "wrong").await, 401);
     }
     let before = verifications(&gw).await;
     // Even the right secret is refused now: the caller may be the attacker.
@@ -68,7 +60,7 @@ async fn failures_on_one_client_id_throttle_it_without_argon2_until_the_window_e
         "no argon2 while throttled"
     );
     assert_eq!(
-        status(&gw, "other", SECRET).await,
+        gw.token_status("other", SECRET).await,
         200,
         "other ids unaffected"
     );
@@ -80,7 +72,11 @@ async fn failures_on_one_client_id_throttle_it_without_argon2_until_the_window_e
     );
 
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    assert_eq!(status(&gw, "app", SECRET).await, 200, "the window ended");
+    assert_eq!(
+        gw.token_status("app", SECRET).await,
+        200,
+        "the window ended"
+    );
 }
 
 /// Guesses sent at once are counted while they wait for argon2, so a burst cannot overrun
@@ -92,7 +88,7 @@ async fn a_burst_of_concurrent_guesses_gets_no_more_than_the_limit() {
     let guesses: Vec<_> = (0..20)
         .map(|_| {
             let gw = gw.clone();
-            tokio::spawn(async move { status(&gw, "app", "guess").await })
+            tokio::spawn(async move { gw.token_status("app", "guess").await })
         })
         .collect();
     let mut statuses = Vec::new();
@@ -109,7 +105,7 @@ async fn a_burst_of_concurrent_guesses_gets_no_more_than_the_limit() {
 async fn unknown_ids_count_too_so_a_spray_is_throttled_per_id() {
     let gw = gateway(2, 0, "1m");
     for _ in 0..2 {
-        assert_eq!(status(&gw, "ghost", "guess").await, 401);
+        assert_eq!(gw.token_status("ghost", "guess").await, 401);
     }
     assert_slow_down(gw.token(Some(("ghost", "guess")), &[GRANT]).await, 60).await;
 }
@@ -118,7 +114,7 @@ async fn unknown_ids_count_too_so_a_spray_is_throttled_per_id() {
 async fn failures_from_one_address_throttle_every_client_id_from_it() {
     let gw = gateway(0, 3, "1m");
     for id in ["a", "b", "c"] {
-        assert_eq!(status(&gw, id, "guess").await, 401);
+        assert_eq!(gw.token_status(id, "guess").await, 401);
     }
     assert_slow_down(gw.token(Some(("app", SECRET)), &[GRANT]).await, 60).await;
     let introspection = gw
@@ -141,23 +137,23 @@ async fn failures_from_one_address_throttle_every_client_id_from_it() {
 #[tokio::test]
 async fn a_recently_verified_secret_is_not_locked_out_by_an_attacker() {
     let gw = gateway(3, 0, "1m");
-    assert_eq!(status(&gw, "app", SECRET).await, 200);
+    assert_eq!(gw.token_status("app", SECRET).await, 200);
     for _ in 0..5 {
-        let status = status(&gw, "app", "guess").await;
+        let status = gw.token_status("app", "guess").await;
         assert!(status == 401 || status == 429, "{status}");
     }
-    assert_eq!(status(&gw, "app", "guess").await, 429);
-    assert_eq!(status(&gw, "app", SECRET).await, 200);
+    assert_eq!(gw.token_status("app", "guess").await, 429);
+    assert_eq!(gw.token_status("app", SECRET).await, 200);
 }
 
 #[tokio::test]
 async fn successes_do_not_count() {
     let gw = gateway(2, 2, "1m");
     for _ in 0..5 {
-        assert_eq!(status(&gw, "app", SECRET).await, 200);
+        assert_eq!(gw.token_status("app", SECRET).await, 200);
     }
-    assert_eq!(status(&gw, "app", "wrong").await, 401);
-    assert_eq!(status(&gw, "app", SECRET).await, 200);
+    assert_eq!(gw.token_status("app", "wrong").await, 401);
+    assert_eq!(gw.token_status("app", SECRET).await, 200);
 }
 
 /// A gateway with one public route to a recording upstream and a 1 s client timeout.

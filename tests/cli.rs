@@ -2,9 +2,7 @@
 
 mod common;
 
-use common::{cli, client_toml, json, Setup};
-
-const GRANT: (&str, &str) = ("grant_type", "client_credentials");
+use common::{cli, client_toml, json, Setup, GRANT};
 
 fn stdout(output: &std::process::Output) -> String {
     assert!(
@@ -25,13 +23,6 @@ fn created(output: &std::process::Output) -> (String, String) {
     let secret = value["client_secret"].as_str().unwrap().to_owned();
     assert_eq!(secret.len(), 43, "32 random bytes, base64url");
     (id, secret)
-}
-
-async fn token_status(gw: &common::Gateway, id: &str, secret: &str) -> u16 {
-    gw.token(Some((id, secret)), &[GRANT])
-        .await
-        .status()
-        .as_u16()
 }
 
 #[tokio::test]
@@ -68,7 +59,7 @@ async fn add_serve_rotate_restart_round_trip() {
     let gw = gw.restart();
     let refused = gw.token(Some((&id, &first)), &[GRANT]).await;
     common::assert_oauth_error(refused, 401, "invalid_client", true).await;
-    assert_eq!(token_status(&gw, &id, &second).await, 200);
+    assert_eq!(gw.token_status(&id, &second).await, 200);
 }
 
 #[tokio::test]
@@ -88,14 +79,14 @@ async fn a_second_secret_overlaps_until_the_first_is_removed() {
         .unwrap()
         .to_owned();
     let gw = gw.restart();
-    assert_eq!(token_status(&gw, "svc", "first-secret").await, 200);
-    assert_eq!(token_status(&gw, "svc", &second).await, 200);
+    assert_eq!(gw.token_status("svc", "first-secret").await, 200);
+    assert_eq!(gw.token_status("svc", &second).await, 200);
     let removed = gw.cli(&["secret", "remove", "svc", &first_ref]);
     assert!(stdout(&removed).contains("Removed secret"));
 
     let gw = gw.restart();
-    assert_eq!(token_status(&gw, "svc", "first-secret").await, 401);
-    assert_eq!(token_status(&gw, "svc", &second).await, 200);
+    assert_eq!(gw.token_status("svc", "first-secret").await, 401);
+    assert_eq!(gw.token_status("svc", &second).await, 200);
     let unknown = gw.cli(&["secret", "remove", "svc", "nosuchref"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("has no secret \"nosuchref\""));
 }
@@ -106,7 +97,7 @@ async fn disable_enable_and_remove_take_effect_after_a_restart() {
     let gw = Setup::new(registry).start();
     stdout(&gw.cli(&["client", "disable", "svc"]));
     let gw = gw.restart();
-    assert_eq!(token_status(&gw, "svc", "pw").await, 401);
+    assert_eq!(gw.token_status("svc", "pw").await, 401);
     let list = stdout(&gw.cli(&["client", "list"]));
     assert!(
         list.lines()
@@ -117,8 +108,8 @@ async fn disable_enable_and_remove_take_effect_after_a_restart() {
     stdout(&gw.cli(&["client", "enable", "svc"]));
     stdout(&gw.cli(&["client", "remove", "other"]));
     let gw = gw.restart();
-    assert_eq!(token_status(&gw, "svc", "pw").await, 200);
-    assert_eq!(token_status(&gw, "other", "pw").await, 401);
+    assert_eq!(gw.token_status("svc", "pw").await, 200);
+    assert_eq!(gw.token_status("other", "pw").await, 401);
     let missing = gw.cli(&["client", "disable", "other"]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no client with id \"other\""));
 }
@@ -278,7 +269,7 @@ fn cli_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 #[tokio::test]
 async fn removing_the_last_client_leaves_a_comment_and_takes_effect_at_once() {
     let gw = Setup::new(client_toml("only", "pw", "", "")).start();
-    assert_eq!(token_status(&gw, "only", "pw").await, 200);
+    assert_eq!(gw.token_status("only", "pw").await, 200);
     stdout(&gw.cli(&["client", "remove", "only"]));
     let text = std::fs::read_to_string(gw.home.join("clients.toml")).unwrap();
     assert!(
@@ -286,11 +277,11 @@ async fn removing_the_last_client_leaves_a_comment_and_takes_effect_at_once() {
         "{text:?}"
     );
     gw.wait_for_log("registry reloaded", 1);
-    assert_eq!(token_status(&gw, "only", "pw").await, 401);
+    assert_eq!(gw.token_status("only", "pw").await, 401);
     assert_eq!(gw.metrics().await["credgate_registry_valid"], 1.0);
     let (id, secret) = created(&gw.cli(&["client", "add", "--name", "Next", "--json"]));
     gw.wait_for_log("registry reloaded", 2);
-    assert_eq!(token_status(&gw, &id, &secret).await, 200);
+    assert_eq!(gw.token_status(&id, &secret).await, 200);
 }
 
 #[tokio::test]
@@ -305,17 +296,17 @@ async fn removing_a_client_from_a_registry_directory_deletes_its_file() {
     stdout(&gw.cli(&["client", "remove", "only"]));
     assert!(!dir.path().join("only.toml").exists());
     gw.wait_for_log("registry reloaded", 1);
-    assert_eq!(token_status(&gw, "only", "pw").await, 401);
+    assert_eq!(gw.token_status("only", "pw").await, 401);
     let (id, secret) = created(&gw.cli(&["client", "add", "--name", "Later", "--json"]));
     gw.wait_for_log("registry reloaded", 2);
     assert_eq!(
-        token_status(&gw, &id, &secret).await,
+        gw.token_status(&id, &secret).await,
         200,
         "later reloads still apply"
     );
     stdout(&gw.cli(&["client", "disable", &id]));
     gw.wait_for_log("registry reloaded", 3);
-    assert_eq!(token_status(&gw, &id, &secret).await, 401);
+    assert_eq!(gw.token_status(&id, &secret).await, 401);
 }
 
 #[test]

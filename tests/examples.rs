@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use credgate::config::Config;
-use credgate::registry::file::{validate, Source};
+use credgate::registry::file::Source;
+use credgate::registry::validate::validate;
 
 /// The text of the block scalar `key: |` in `yaml`, unindented.
 fn block(yaml: &str, key: &str) -> String {

@@ -5,12 +5,11 @@
 
 mod common;
 
-use common::{client_toml, json, Gateway, Setup};
+use common::{client_toml, json, Gateway, Setup, GRANT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 const SECRET: &str = "faults-secret-value-1234";
-const GRANT: (&str, &str) = ("grant_type", "client_credentials");
 
 /// An upstream that answers every connection with `response`, verbatim, and then closes it.
 async fn scripted_upstream(response: &'static [u8]) -> std::net::SocketAddr {
@@ -83,13 +82,6 @@ fn registry_gateway() -> (Gateway, std::path::PathBuf) {
     (gw, path)
 }
 
-async fn token_status(gw: &Gateway, id: &str) -> u16 {
-    gw.token(Some((id, SECRET)), &[GRANT])
-        .await
-        .status()
-        .as_u16()
-}
-
 /// Breaks the registry with `fault` and checks the rule of a refused reload: the fault is
 /// reported with `message`, loudly (ERROR, `credgate_registry_valid` 0), and a client the files
 /// no longer validly define is out of service at once — a refusal never keeps access alive.
@@ -109,7 +101,7 @@ async fn a_broken_registry_takes_its_clients_out(
         "{log}"
     );
     assert_eq!(
-        token_status(&gw, "app").await,
+        gw.token_status("app", SECRET).await,
         401,
         "no longer granted by the files"
     );
@@ -131,8 +123,8 @@ async fn a_broken_registry_takes_its_clients_out(
     std::fs::write(&staged, fixed).unwrap();
     std::fs::rename(&staged, &path).unwrap();
     gw.wait_for_log("registry reloaded", 1);
-    assert_eq!(token_status(&gw, "fixed").await, 200, "recovered");
-    assert_eq!(token_status(&gw, "app").await, 401);
+    assert_eq!(gw.token_status("fixed", SECRET).await, 200, "recovered");
+    assert_eq!(gw.token_status("app", SECRET).await, 401);
     assert_eq!(gw.metrics().await["credgate_registry_valid"], 1.0);
 }
 
@@ -201,7 +193,7 @@ async fn a_refused_reload_still_applies_a_disable_and_keeps_valid_clients_servin
     }
     let gw = Setup::new("").registry_path(dir.path()).start();
     for id in ["a", "b", "c"] {
-        assert_eq!(token_status(&gw, id).await, 200);
+        assert_eq!(gw.token_status(id, SECRET).await, 200);
     }
     // One edit disables b; another, in the same moment, breaks c's file.
     std::fs::write(
@@ -212,13 +204,17 @@ async fn a_refused_reload_still_applies_a_disable_and_keeps_valid_clients_servin
     std::fs::write(dir.path().join("c.toml"), "[[client]\nid = \"c\"\n").unwrap();
     gw.wait_for_log("registry reload rejected", 1);
     assert_eq!(
-        token_status(&gw, "a").await,
+        gw.token_status("a", SECRET).await,
         200,
         "a valid client keeps serving"
     );
-    assert_eq!(token_status(&gw, "b").await, 401, "the disable is applied");
     assert_eq!(
-        token_status(&gw, "c").await,
+        gw.token_status("b", SECRET).await,
+        401,
+        "the disable is applied"
+    );
+    assert_eq!(
+        gw.token_status("c", SECRET).await,
         401,
         "a client of a broken file is out"
     );
@@ -226,8 +222,12 @@ async fn a_refused_reload_still_applies_a_disable_and_keeps_valid_clients_servin
 
     std::fs::write(dir.path().join("c.toml"), client_toml("c", SECRET, "", "")).unwrap();
     gw.wait_for_log("registry reloaded", 1);
-    assert_eq!(token_status(&gw, "c").await, 200, "valid files restore it");
-    assert_eq!(token_status(&gw, "b").await, 401);
+    assert_eq!(
+        gw.token_status("c", SECRET).await,
+        200,
+        "valid files restore it"
+    );
+    assert_eq!(gw.token_status("b", SECRET).await, 401);
 }
 
 #[tokio::test]
@@ -236,18 +236,18 @@ async fn an_empty_registry_is_applied_as_no_clients_everywhere() {
     let file = dir.path().join("a.toml");
     std::fs::write(&file, client_toml("app", SECRET, "", "")).unwrap();
     let gw = Setup::new("").registry_path(dir.path()).start();
-    assert_eq!(token_status(&gw, "app").await, 200);
+    assert_eq!(gw.token_status("app", SECRET).await, 200);
     std::fs::remove_file(&file).unwrap();
     gw.wait_for_log("registry reloaded", 1);
-    assert_eq!(token_status(&gw, "app").await, 401);
+    assert_eq!(gw.token_status("app", SECRET).await, 401);
     std::fs::write(dir.path().join("b.toml"), client_toml("b", SECRET, "", "")).unwrap();
     gw.wait_for_log("registry reloaded", 2);
-    assert_eq!(token_status(&gw, "b").await, 200);
+    assert_eq!(gw.token_status("b", SECRET).await, 200);
 
     // A zero-byte file is an empty registry at reload, at start and for `check` alike.
     std::fs::write(dir.path().join("b.toml"), "").unwrap();
     gw.wait_for_log("registry reloaded", 3);
-    assert_eq!(token_status(&gw, "b").await, 401);
+    assert_eq!(gw.token_status("b", SECRET).await, 401);
     assert_eq!(gw.metrics().await["credgate_registry_valid"], 1.0);
     let check = gw.cli(&["check"]);
     assert!(
@@ -257,7 +257,7 @@ async fn an_empty_registry_is_applied_as_no_clients_everywhere() {
     );
     assert!(String::from_utf8_lossy(&check.stdout).contains("ok, 0 client(s)"));
     let gw = gw.restart();
-    assert_eq!(token_status(&gw, "b").await, 401);
+    assert_eq!(gw.token_status("b", SECRET).await, 401);
 }
 
 #[tokio::test]

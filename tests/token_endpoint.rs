@@ -5,13 +5,12 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{assert_oauth_error, client_toml, json, Gateway, Setup};
+use common::{assert_oauth_error, client_toml, json, Gateway, Setup, GRANT};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "s3cret-for-tests";
-const GRANT: (&str, &str) = ("grant_type", "client_credentials");
 /// `[issuer]` lines turning the brute-force limits off, for tests about something else.
 const NO_FAILURE_LIMITS: &str = "failure_limit_per_client = 0\nfailure_limit_per_ip = 0";
 

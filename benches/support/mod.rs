@@ -6,15 +6,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use credgate::config::Config;
-use credgate::issuer::mint::{mint, Grant};
 use credgate::oauth::{key_files, KeySet, SigningAlgorithm};
 use credgate::registry::{Client, Secret};
+use credgate::testing::{mint, Grant, MINIMAL_CONFIG};
 
 pub fn config(cache_capacity: u64) -> Config {
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:1\"\n[issuer]\nissuer = \"https://id.example\"\nkeys_dir = \"k\"\naudience = \"api\"\n\
-         [registry]\npath = \"r\"\n[guard]\ncache_capacity = {cache_capacity}\n"
-    );
+    let text = format!("{MINIMAL_CONFIG}[guard]\ncache_capacity = {cache_capacity}\n");
     Config::parse(Path::new("bench.toml"), &text).expect("a valid bench config")
 }
 

@@ -11,9 +11,10 @@ use time::OffsetDateTime;
 use crate::config::Limits;
 use crate::issuer::secrets::{generate_secret, hash_secret};
 use crate::registry::atomic;
-use crate::registry::edit::{NewClient, NewSecret, RegistryDocument};
-use crate::registry::file::{self, is_valid_client_id, Source};
-use crate::registry::Client;
+use crate::registry::edit::RegistryDocument;
+use crate::registry::file::{self, Source};
+use crate::registry::validate::{self, is_valid_client_id};
+use crate::registry::{Client, Secret};
 use crate::timefmt::{format_duration, format_instant, parse_duration, parse_expiry};
 
 #[derive(Subcommand)]
@@ -166,14 +167,16 @@ fn add(registry: &RegistryFiles, args: AddArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("--token-lifetime: {e}"))?;
     let expires = parse_expiry(&args.expires, now).map_err(|e| anyhow!("--expires: {e}"))?;
     let (plain, secret) = new_secret(&args.secret)?;
-    let client = NewClient {
+    let client = Client {
         id: id.clone(),
         name: args.name,
         scopes: args.scopes,
         roles: args.roles,
         token_lifetime,
         expires,
-        secret,
+        enabled: true,
+        tokens_not_before: None,
+        secrets: vec![secret],
     };
     let file = registry.edit_new(&id, |doc| doc.add_client(&client))?;
     if !args.secret.json {
@@ -195,17 +198,17 @@ fn id_from_name(name: &str) -> Option<String> {
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()
         .join("-");
-    let slug: String = slug.chars().take(file::MAX_ID_LEN).collect();
+    let slug: String = slug.chars().take(validate::MAX_ID_LEN).collect();
     (!slug.is_empty()).then_some(slug)
 }
 
 /// A fresh secret and the registry entry that stores only its hash.
-fn new_secret(args: &SecretArgs) -> anyhow::Result<(zeroize::Zeroizing<String>, NewSecret)> {
+fn new_secret(args: &SecretArgs) -> anyhow::Result<(zeroize::Zeroizing<String>, Secret)> {
     let now = OffsetDateTime::now_utc();
     let expires =
         parse_expiry(&args.secret_expires, now).map_err(|e| anyhow!("--secret-expires: {e}"))?;
     let plain = generate_secret();
-    let entry = NewSecret {
+    let entry = Secret {
         description: args
             .secret_description
             .clone()
@@ -399,7 +402,7 @@ impl RegistryFiles<'_> {
         if emptied && in_directory {
             sources.remove(index);
         }
-        file::validate(&sources, &self.0.limits)
+        validate::validate(&sources, &self.0.limits)
             .context("the change was not written because the registry would be invalid")?;
         if emptied && in_directory {
             atomic::remove_durably(&path)

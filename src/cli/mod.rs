@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn the_default_lifetime_bounds_are_the_issuers_defaults() {
-        let minimal = "[server]\nlisten = \"127.0.0.1:1\"\n[issuer]\nissuer = \"http://x\"\nkeys_dir = \"k\"\naudience = \"a\"\n[registry]\npath = \"r\"\n";
+        let minimal = crate::testing::MINIMAL_CONFIG;
         let config = crate::config::Config::parse(std::path::Path::new("c"), minimal).unwrap();
         assert_eq!(config.issuer.lifetimes, crate::config::Limits::DEFAULT);
     }

@@ -89,7 +89,7 @@ impl Expiry<[u8; 32], Arc<Identity>> for UntilExpiry {
     }
 }
 
-pub fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

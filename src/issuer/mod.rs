@@ -3,7 +3,7 @@
 pub mod discovery;
 pub mod error;
 mod introspect;
-pub mod mint;
+pub(crate) mod mint;
 pub mod request;
 pub mod secret_cache;
 pub mod secrets;

@@ -213,7 +213,7 @@ fn form_decode(text: &str) -> Option<Cow<'_, str>> {
 }
 
 fn bounded_id(id: String, basic: bool) -> Result<String, OAuthError> {
-    if id.is_empty() || id.len() > crate::registry::file::MAX_ID_LEN {
+    if id.is_empty() || id.len() > crate::registry::validate::MAX_ID_LEN {
         return Err(OAuthError::invalid_client(
             "client authentication failed",
             basic,

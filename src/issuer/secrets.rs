@@ -162,7 +162,7 @@ mod tests {
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "{hash}"
         );
-        crate::registry::file::check_argon2id_hash(&hash).unwrap();
+        crate::registry::validate::check_argon2id_hash(&hash).unwrap();
         assert!(argon2_matches(&hash, &a) && !argon2_matches(&hash, "wrong"));
     }
 

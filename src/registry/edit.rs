@@ -1,33 +1,11 @@
 //! Edits of registry files that keep everything the edit does not touch — comments, order,
 //! formatting, unknown tables — as the operator wrote it (toml_edit).
 
-use std::time::Duration;
-
 use time::OffsetDateTime;
 use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
 
-use super::model::secret_reference;
+use super::model::{secret_reference, Client, Secret};
 use crate::timefmt::{format_duration, format_instant};
-
-/// A client to append to a registry file.
-#[derive(Debug, Clone)]
-pub struct NewClient {
-    pub id: String,
-    pub name: String,
-    pub scopes: Vec<String>,
-    pub roles: Vec<String>,
-    pub token_lifetime: Option<Duration>,
-    pub expires: Option<OffsetDateTime>,
-    pub secret: NewSecret,
-}
-
-/// A secret entry to store: only the hash of the secret.
-#[derive(Debug, Clone)]
-pub struct NewSecret {
-    pub description: String,
-    pub hash: String,
-    pub expires: Option<OffsetDateTime>,
-}
 
 /// One registry file, open for editing.
 pub struct RegistryDocument {
@@ -54,7 +32,8 @@ impl RegistryDocument {
         self.position(id).is_some()
     }
 
-    pub fn add_client(&mut self, client: &NewClient) -> Result<(), String> {
+    /// Appends `client` with its secrets.
+    pub fn add_client(&mut self, client: &Client) -> Result<(), String> {
         if self.contains(&client.id) {
             return Err(format!("a client with id {:?} already exists", client.id));
         }
@@ -69,9 +48,14 @@ impl RegistryDocument {
         if let Some(expires) = client.expires {
             table["expires"] = value(format_instant(expires));
         }
-        table["enabled"] = value(true);
+        table["enabled"] = value(client.enabled);
+        if let Some(instant) = client.tokens_not_before {
+            table["tokens_not_before"] = value(format_instant(instant));
+        }
         let mut secrets = ArrayOfTables::new();
-        secrets.push(secret_table(&client.secret));
+        for secret in &client.secrets {
+            secrets.push(secret_table(secret));
+        }
         table.insert("secret", Item::ArrayOfTables(secrets));
         // Comments after the last table belong to the document's trailing text, which
         // toml_edit prints after every table; keep them above the client we append.
@@ -108,13 +92,13 @@ impl RegistryDocument {
     }
 
     /// Adds a secret beside the existing ones (the overlap of a zero-downtime rotation).
-    pub fn add_secret(&mut self, id: &str, secret: &NewSecret) -> Result<(), String> {
+    pub fn add_secret(&mut self, id: &str, secret: &Secret) -> Result<(), String> {
         self.secrets_mut(id)?.push(secret_table(secret));
         Ok(())
     }
 
     /// Replaces every secret of `id` with `secret`.
-    pub fn replace_secrets(&mut self, id: &str, secret: &NewSecret) -> Result<(), String> {
+    pub fn replace_secrets(&mut self, id: &str, secret: &Secret) -> Result<(), String> {
         let secrets = self.secrets_mut(id)?;
         secrets.clear();
         secrets.push(secret_table(secret));
@@ -182,7 +166,7 @@ impl RegistryDocument {
     }
 }
 
-fn secret_table(secret: &NewSecret) -> Table {
+fn secret_table(secret: &Secret) -> Table {
     let mut table = Table::new();
     table["description"] = value(&secret.description);
     table["hash"] = value(&secret.hash);
@@ -199,23 +183,25 @@ mod tests {
     const HASH_A: &str = "$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAsalt$aGFzaA";
     const HASH_B: &str = "$argon2id$v=19$m=19456,t=2,p=1$BBBBBBBBsalt$aGFzaA";
 
-    fn secret(hash: &str) -> NewSecret {
-        NewSecret {
+    fn secret(hash: &str) -> Secret {
+        Secret {
             description: "d".into(),
             hash: hash.into(),
             expires: None,
         }
     }
 
-    fn new_client(id: &str) -> NewClient {
-        NewClient {
+    fn new_client(id: &str) -> Client {
+        Client {
             id: id.into(),
             name: "Name".into(),
             scopes: vec!["a.read".into()],
             roles: vec![],
-            token_lifetime: Some(Duration::from_secs(900)),
+            token_lifetime: Some(std::time::Duration::from_secs(900)),
             expires: None,
-            secret: secret(HASH_A),
+            enabled: true,
+            tokens_not_before: None,
+            secrets: vec![secret(HASH_A)],
         }
     }
 

@@ -7,6 +7,7 @@ pub mod atomic;
 pub mod edit;
 pub mod file;
 pub mod model;
+pub mod validate;
 
 pub use model::{Client, Registry, Secret};
 

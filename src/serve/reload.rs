@@ -29,7 +29,7 @@ use crate::metrics::metrics;
 use crate::oauth::{KeySet, KeyStore, SigningAlgorithm};
 use crate::problems::Problems;
 use crate::proxy::{Edge, EdgeStore};
-use crate::registry::{file, Store};
+use crate::registry::{file, validate, Store};
 use crate::serve::tls::CertStore;
 
 /// How long to wait for a burst of file events to settle before reloading.
@@ -183,7 +183,7 @@ impl Reloader {
             return Ok(Reloaded::Unchanged);
         }
         self.check_layout(&mut problems);
-        let (readable, found) = file::read_clients(&sources, &self.limits);
+        let (readable, found) = validate::read_clients(&sources, &self.limits);
         problems.0.extend(found.0);
         self.applied.store(print, Ordering::Release);
         if problems.is_empty() {

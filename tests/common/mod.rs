@@ -11,9 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use credgate::issuer::secrets::hash_secret;
+use credgate::testing::hash_secret;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_credgate");
+
+/// The form field of every client-credentials token request.
+pub const GRANT: (&str, &str) = ("grant_type", "client_credentials");
 
 /// A port nobody listens on right now (the OS picks it; we release it for the gateway).
 pub fn free_port() -> u16 {
@@ -235,13 +238,18 @@ impl Gateway {
 
     /// A token for `client` (HTTP Basic with `secret`); panics unless one is issued.
     pub async fn access_token(&self, client: &str, secret: &str) -> String {
-        let grant = [("grant_type", "client_credentials")];
-        let response = self.token(Some((client, secret)), &grant).await;
+        let response = self.token(Some((client, secret)), &[GRANT]).await;
         assert_eq!(response.status(), 200, "a token for {client}");
         json(response).await["access_token"]
             .as_str()
             .expect("a token")
             .to_owned()
+    }
+
+    /// The status of a token request for `client` with `secret` (HTTP Basic).
+    pub async fn token_status(&self, client: &str, secret: &str) -> u16 {
+        let response = self.token(Some((client, secret)), &[GRANT]).await;
+        response.status().as_u16()
     }
 
     /// The status of `GET path` with `token` as the bearer token.
