@@ -1,8 +1,34 @@
 //! credgate: an OAuth 2.0 client-credentials edge gateway on Pingora.
 //!
-//! One binary issues signed JWT access tokens to API clients from a file-backed registry
-//! (`/connect/token`), publishes its keys and metadata, and — in front of protected upstreams —
-//! validates those tokens before proxying. See `DESIGN.md` for the contract.
+//! One binary issues signed JWT access tokens (RFC 9068) to API clients from a file-backed
+//! registry, publishes its keys and metadata, and — in front of protected upstreams —
+//! validates those tokens (RFC 6750) before Pingora proxies the request.
+//!
+//! # The layers, in the order a request meets them
+//!
+//! 1. [`serve`] is the process: it loads the [`config`], the [`registry`] and the signing keys
+//!    ([`oauth::keys`]), builds the stores and services, binds the listeners, and reloads what
+//!    it serves when the files change (registry, keys, certificate, config). Only `serve/`
+//!    and [`cli`] construct stores and services.
+//! 2. [`proxy`] holds the Pingora phases. `request_filter` checks the head ([`bounds`]),
+//!    resolves the canonical path ([`path`]) through the [`routes`] table, asks the one
+//!    component concerned, and writes the one [`reply::Outcome`] it answers with.
+//! 3. The components, each testable without Pingora:
+//!    - [`issuer`], the token side: form parsing, client authentication (argon2id off the
+//!      event loop), minting, discovery and introspection;
+//!    - [`guard`], the resource side: bearer extraction, signature and claim verification with
+//!      a cache, the registry's word on the client at every request, route policy.
+//! 4. Below them, what both sides agree on: [`oauth`] (keys and JWKS, claims, scope syntax,
+//!    well-known paths, and [`oauth::TokenCheck`], which the guard implements and
+//!    introspection uses, so the two sides never import each other), the [`registry`] of
+//!    clients, and the typed [`config`].
+//! 5. The ground floor any layer may use: [`path`], [`bounds`], [`reply`], [`problems`],
+//!    [`live`], [`timefmt`], [`metrics`]. Beside the proxy, pingora-free: [`forwarded`]
+//!    (the headers credgate asserts upstream) and [`resolve`] (upstream names, looked up when
+//!    connecting).
+//!
+//! `tests/architecture.rs` enforces these rules on the source. [`testing`] is the small
+//! surface the integration tests, benchmarks and fuzz targets use beyond this one.
 
 pub mod bounds;
 pub mod cli;

@@ -99,6 +99,13 @@ fn ci() -> Result<(), String> {
             "warnings",
         ],
     )?;
+    section("cargo doc (broken doc links fail)");
+    let mut doc = tools.command("cargo", &["doc", "--no-deps", "--locked", "-p", "credgate"]);
+    doc.env("RUSTDOCFLAGS", "-D warnings");
+    let status = doc.status().map_err(|e| format!("cargo doc: {e}"))?;
+    if !status.success() {
+        return Err("cargo doc failed".into());
+    }
     section("MSRV: rust-version against the dependencies'");
     msrv()?;
     section("fuzz smoke: 20 s per target (skipped without a nightly toolchain)");
