@@ -324,6 +324,24 @@ async fn a_key_rotation_keeps_old_tokens_valid_and_a_removed_key_stops_verifying
     assert_eq!(gw.bearer_status("/api/x", &after).await, 200);
 }
 
+/// A TLS listener's files in `dir` with a fresh certificate: the setup serving them, the two
+/// files, and the certificate (DER) to trust.
+fn tls_setup(
+    dir: &std::path::Path,
+    registry: String,
+) -> (Setup, std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    let (cert_file, key_file) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let (cert, key, root) = certificate();
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    let setup = Setup::new(registry).server(&format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"",
+        cert_file.display(),
+        key_file.display()
+    ));
+    (setup, cert_file, key_file, root)
+}
+
 /// A self-signed certificate for `localhost`: (cert PEM, key PEM, cert DER to trust).
 fn certificate() -> (String, String, Vec<u8>) {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
@@ -368,17 +386,9 @@ async fn https_token_request(addr: &str, root: &[u8]) -> std::io::Result<String>
 #[tokio::test]
 async fn tokens_are_served_over_https_and_a_renewed_certificate_is_picked_up() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    let (cert, key, first_root) = certificate();
-    std::fs::write(&cert_file, cert).unwrap();
-    std::fs::write(&key_file, key).unwrap();
-    let gw = Setup::new(client_toml("app", SECRET, "", ""))
-        .server(&format!(
-            "tls_cert = \"{}\"\ntls_key = \"{}\"",
-            cert_file.display(),
-            key_file.display()
-        ))
-        .start();
+    let (setup, cert_file, key_file, first_root) =
+        tls_setup(dir.path(), client_toml("app", SECRET, "", ""));
+    let gw = setup.start();
     let addr = gw.base.trim_start_matches("http://").to_owned();
     let response = https_token_request(&addr, &first_root).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -615,22 +625,8 @@ async fn discovery_and_jwks_answer_head_and_jwks_says_how_long_to_cache() {
 async fn ordinary_client_misbehaviour_is_not_logged_as_an_error() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
-    let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    let (cert, key, _) = certificate();
-    std::fs::write(&cert_file, cert).unwrap();
-    std::fs::write(&key_file, key).unwrap();
-    let upstream = Upstream::start().await;
-    let gw = Setup::new("")
-        .server(&format!(
-            "tls_cert = \"{}\"\ntls_key = \"{}\"",
-            cert_file.display(),
-            key_file.display()
-        ))
-        .tables(&format!(
-            "[[route]]\nprefix = \"/slow/\"\nupstream = \"{}\"\npublic = true\n",
-            upstream.addr
-        ))
-        .start();
+    let (setup, _, _, _) = tls_setup(dir.path(), String::new());
+    let gw = setup.start();
     let addr = gw.base.trim_start_matches("http://").to_owned();
     // The harness's readiness probes (bare connects) count too, as they close: let them settle,
     // then compare with after.

@@ -11,12 +11,21 @@ use common::{client_toml, Gateway, Setup, GRANT};
 const SECRET: &str = "scale-out-secret-1234";
 const ISSUER: &str = "https://id.example.test";
 
-/// Starts one instance on the shared `registry` and `keys` with a route to `upstream`.
-fn instance(registry: &std::path::Path, keys: &std::path::Path, upstream: &Upstream) -> Gateway {
-    let mut setup = Setup::new("").registry_path(registry).tables(&format!(
-        "[[route]]\nprefix = \"/api/\"\nupstream = \"{}\"\nscopes = [\"api.read\"]\n",
-        upstream.addr
-    ));
+/// Starts one instance on the shared `registry` and `keys` with a route to `upstream` and
+/// `issuer` lines.
+fn instance(
+    registry: &std::path::Path,
+    keys: &std::path::Path,
+    upstream: &Upstream,
+    issuer: &str,
+) -> Gateway {
+    let mut setup = Setup::new("")
+        .registry_path(registry)
+        .issuer(issuer)
+        .tables(&format!(
+            "[[route]]\nprefix = \"/api/\"\nupstream = \"{}\"\nscopes = [\"api.read\"]\n",
+            upstream.addr
+        ));
     setup.issuer_url = Some(ISSUER.into());
     setup.keys_dir = Some(keys.to_path_buf());
     setup.start()
@@ -34,8 +43,8 @@ async fn two_instances_share_tokens_and_a_disable_reaches_both_within_a_second()
     let keys = shared.path().join("keys");
     let upstream = Upstream::start().await;
     // The first instance generates the key; the second finds it (README: generate it once).
-    let a = instance(&registry, &keys, &upstream);
-    let b = instance(&registry, &keys, &upstream);
+    let a = instance(&registry, &keys, &upstream, "");
+    let b = instance(&registry, &keys, &upstream, "");
     assert_eq!(
         a.get_json("/.well-known/jwks.json").await,
         b.get_json("/.well-known/jwks.json").await,
@@ -84,18 +93,8 @@ async fn a_rotation_seen_late_by_one_instance_rejects_no_token() {
     .unwrap();
     let (keys_a, keys_b) = (shared.path().join("keys-a"), shared.path().join("keys-b"));
     let upstream = Upstream::start().await;
-    let start = |keys: &std::path::Path| {
-        let mut setup = Setup::new("")
-            .registry_path(&registry)
-            .issuer("key_activation_delay = \"4s\"");
-        setup = setup.tables(&format!(
-            "[[route]]\nprefix = \"/api/\"\nupstream = \"{}\"\nscopes = [\"api.read\"]\n",
-            upstream.addr
-        ));
-        setup.issuer_url = Some(ISSUER.into());
-        setup.keys_dir = Some(keys.to_path_buf());
-        setup.start()
-    };
+    let delay = "key_activation_delay = \"4s\"";
+    let start = |keys: &std::path::Path| instance(&registry, keys, &upstream, delay);
     let a = start(&keys_a);
     std::fs::create_dir(&keys_b).unwrap();
     let copy_keys = || {
