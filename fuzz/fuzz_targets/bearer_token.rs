@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use credgate::config::Config;
 use credgate::guard::bearer;
 use credgate::guard::verify::TokenVerifier;
-use credgate::oauth::{self, KeySet, KeyStore, SigningAlgorithm};
+use credgate::oauth::{key_files, KeySet, KeyStore, SigningAlgorithm};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use libfuzzer_sys::fuzz_target;
 
@@ -37,7 +37,7 @@ fn fixture() -> &'static Fixture {
         );
         let config = Config::parse(Path::new("fuzz.toml"), &text).expect("valid config");
         let dir = tempfile::tempdir().unwrap();
-        keys::generate(dir.path(), SigningAlgorithm::EdDSA).unwrap();
+        key_files::generate(dir.path(), SigningAlgorithm::EdDSA).unwrap();
         let set = KeySet::load(dir.path(), SigningAlgorithm::EdDSA, std::time::Duration::ZERO).unwrap();
         let (key, kid) = (set.signing_key().encoding().clone(), set.signing_key().kid.clone());
         let store = Arc::new(KeyStore::new(set));

@@ -2,14 +2,16 @@
 //! Kubernetes probes.
 //!
 //! `/healthz` answers 200 while the process runs. `/readyz` answers 200 only while every
-//! listener of the gateway accepts connections and no shutdown has begun; it also reports
-//! whether each route's upstream name resolves, for the operator (an upstream that does not
-//! resolve fails that route with 502, not the whole gateway, so it does not make it unready).
+//! listener's address is held by a listening socket of this very process (read from the
+//! kernel's socket table, so another program on the port never passes, and the probe sends
+//! no traffic to the listeners) and no shutdown has begun. It also reports whether each
+//! route's upstream name resolves, for the operator (an upstream that does not resolve fails
+//! that route with 502, not the whole gateway, so it does not make it unready).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use http::StatusCode;
@@ -21,9 +23,6 @@ use crate::metrics::metrics;
 use crate::proxy::EdgeStore;
 use crate::reply::{self, Reply};
 use crate::resolve::Resolution;
-
-/// How long a readiness probe waits for a listener to accept.
-const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What `/readyz` checks.
 pub struct Readiness {
@@ -48,10 +47,14 @@ impl Readiness {
     }
 
     async fn report(&self) -> (StatusCode, Value) {
+        let addrs: Vec<SocketAddr> = self.listeners.iter().map(|(_, addr)| *addr).collect();
+        let held = tokio::task::spawn_blocking(move || listening_here(&addrs))
+            .await
+            .unwrap_or_default();
         let mut listeners = Map::new();
         let mut all_up = true;
-        for (field, addr) in &self.listeners {
-            let up = accepts(*addr).await;
+        for (i, (field, addr)) in self.listeners.iter().enumerate() {
+            let up = held.get(i).copied().unwrap_or(false);
             all_up &= up;
             listeners.insert(
                 format!("{field} {addr}"),
@@ -80,19 +83,33 @@ impl Readiness {
     }
 }
 
-/// Whether something accepts TCP connections at `addr` (a wildcard address is probed on
-/// loopback).
-async fn accepts(addr: SocketAddr) -> bool {
-    let ip = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
+/// For each of `addrs`, whether this process holds a TCP socket listening on it: the kernel's
+/// socket tables (`/proc/self/net/tcp`, `tcp6`) matched against this process's own file
+/// descriptors.
+fn listening_here(addrs: &[SocketAddr]) -> Vec<bool> {
+    use procfs::net::TcpState;
+    use procfs::process::{FDTarget, Process};
+    let Ok(me) = Process::myself() else {
+        return vec![false; addrs.len()];
     };
-    let connect = tokio::net::TcpStream::connect(SocketAddr::new(ip, addr.port()));
-    matches!(
-        tokio::time::timeout(PROBE_TIMEOUT, connect).await,
-        Ok(Ok(_))
-    )
+    let sockets: HashSet<u64> = me
+        .fd()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| match fd.target {
+            FDTarget::Socket(inode) => Some(inode),
+            _ => None,
+        })
+        .collect();
+    let listening: Vec<SocketAddr> = [me.tcp(), me.tcp6()]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.state == TcpState::Listen && sockets.contains(&entry.inode))
+        .map(|entry| entry.local_address)
+        .collect();
+    addrs.iter().map(|addr| listening.contains(addr)).collect()
 }
 
 pub struct AdminApp {
@@ -124,5 +141,43 @@ impl ServeHttp for AdminApp {
             }
             _ => reply::not_found(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_listener_of_this_process_counts() {
+        let ours = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = ours.local_addr().unwrap();
+        // A port another program listens on is not ours, even though it accepts connections.
+        let mut theirs = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import socket,sys;s=socket.socket();s.bind(('127.0.0.1',0));s.listen();print(s.getsockname()[1],flush=True);sys.stdin.read()",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut port = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(theirs.stdout.as_mut().unwrap()),
+            &mut port,
+        )
+        .unwrap();
+        let theirs_addr: SocketAddr = format!("127.0.0.1:{}", port.trim()).parse().unwrap();
+        let nobody: SocketAddr = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap()
+        };
+        assert_eq!(
+            listening_here(&[ours, theirs_addr, nobody]),
+            [true, false, false]
+        );
+        let _ = theirs.kill();
+        let _ = theirs.wait();
     }
 }
