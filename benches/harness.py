@@ -13,8 +13,11 @@ BIN = os.path.join(ROOT, "target", "release", "credgate")
 
 
 def build_release():
-    print("--- building the release binary", flush=True)
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    print("--- building the release binaries (credgate, bare-pingora)", flush=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "credgate"], cwd=ROOT,
+                   check=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "bare-pingora"], cwd=ROOT,
+                   check=True)
 
 
 def free_port():

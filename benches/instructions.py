@@ -112,8 +112,6 @@ def per_request(argv, port, home, name, n1, n2, path, headers=lambda port: {}):
 
 def main(n1, n2):
     build_release()
-    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "bare-pingora"], cwd=ROOT,
-                   check=True)
     home = tempfile.mkdtemp(prefix="credgate-instructions-")
     secret, hash_ = new_secret()
     with open(os.path.join(home, "clients.toml"), "w") as f:
