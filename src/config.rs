@@ -472,8 +472,10 @@ impl Config {
 
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, Problems> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Problems::one(path, format!("cannot read the config file: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let place = crate::problems::relative_to_cwd(path);
+            Problems::one(path, format!("cannot read the config file{place}: {e}"))
+        })?;
         Self::parse(path, &text)
     }
 

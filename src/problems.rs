@@ -101,3 +101,16 @@ impl fmt::Display for Problems {
 }
 
 impl std::error::Error for Problems {}
+
+/// For a message about a file that could not be found or read: where a relative `path` was
+/// looked for (` (relative to /srv/credgate)`), since every relative path is resolved against
+/// the working directory, not the config file's; empty for an absolute path.
+pub fn relative_to_cwd(path: &Path) -> String {
+    if path.is_absolute() {
+        return String::new();
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => format!(" (relative to {})", cwd.display()),
+        Err(_) => String::new(),
+    }
+}

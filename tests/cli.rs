@@ -440,3 +440,17 @@ fn check_reports_config_typos_missing_fields_and_registry_problems_together() {
         assert!(errors.contains(needle), "missing {needle:?} in:\n{errors}");
     }
 }
+
+#[test]
+fn a_missing_relative_path_says_which_directory_it_was_looked_for_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = cli_in(dir.path(), &["check"]);
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    let cwd = dir.path().canonicalize().unwrap();
+    let wanted = format!(
+        "config/credgate.toml: cannot read the config file (relative to {})",
+        cwd.display()
+    );
+    assert!(error.contains(&wanted), "{error}");
+}

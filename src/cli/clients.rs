@@ -352,9 +352,9 @@ impl RegistryFiles<'_> {
         let root = self.root();
         if !root.exists() && !self.0.may_create {
             bail!(
-                "{} does not exist (relative to {}); pass --create to start a new registry there",
+                "{} does not exist{}; pass --create to start a new registry there",
                 root.display(),
-                std::env::current_dir().map_or_else(|_| "?".into(), |d| d.display().to_string())
+                crate::problems::relative_to_cwd(root)
             );
         }
         let target = if root.is_dir() {

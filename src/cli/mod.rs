@@ -170,8 +170,9 @@ fn check(config_path: &Path, registry_path: Option<PathBuf>) -> anyhow::Result<(
     crate::serve::logging::init(&LogConfig::default());
     let text = std::fs::read_to_string(config_path).map_err(|e| {
         anyhow::anyhow!(
-            "{}: cannot read the config file: {e}",
-            config_path.display()
+            "{}: cannot read the config file{}: {e}",
+            config_path.display(),
+            crate::problems::relative_to_cwd(config_path)
         )
     })?;
     let (config, mut problems) = Config::check(config_path, &text);

@@ -24,8 +24,10 @@ pub fn load(path: &Path, limits: &Limits) -> Result<Registry, Problems> {
 /// directory in name order. Hidden entries (editor swap files, Kubernetes' `..data`) are skipped;
 /// symlinks are followed, so ConfigMap mounts work.
 pub fn source_files(path: &Path) -> Result<Vec<PathBuf>, Problems> {
-    let metadata = std::fs::metadata(path)
-        .map_err(|e| Problems::one(path, format!("cannot read the registry: {e}")))?;
+    let metadata = std::fs::metadata(path).map_err(|e| {
+        let place = crate::problems::relative_to_cwd(path);
+        Problems::one(path, format!("cannot read the registry{place}: {e}"))
+    })?;
     if !metadata.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
