@@ -1,9 +1,11 @@
-//! The Pingora `ProxyHttp` implementation of the main listener.
+//! The Pingora `ProxyHttp` implementation of the main listener: the phases, and nothing they
+//! could delegate.
 //!
-//! `request_filter` resolves the path: issuer endpoints are answered right there; a protected
-//! route's request must pass the guard, or is answered with its refusal; only then does Pingora
-//! ask `upstream_peer` where to send it and `upstream_request_filter` to rewrite its headers.
-//! `logging` writes one structured line per request and records its duration.
+//! `request_filter` checks the head, resolves the path, asks the one component concerned (an
+//! issuer endpoint, the guard of a route) and writes the one [`Outcome`] it gets: an answer
+//! goes out from there; a forward goes on to `upstream_peer` (where to send it) and
+//! `upstream_request_filter` (the headers credgate asserts, see [`forwarded`]). `logging`
+//! writes one structured line per request and records its duration.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -33,7 +35,7 @@ use crate::routes::{Endpoint, Route, RouteTable};
 /// How long a client may stall while sending a token or introspection request body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Headers only credgate sets (inbound look-alikes are removed by [`forwarded::strip_inbound`]).
+/// Headers only credgate sets (inbound look-alikes are removed: [`forwarded::refused_inbound`]).
 static CLIENT_ID: HeaderName = HeaderName::from_static("x-credgate-client-id");
 static SCOPE: HeaderName = HeaderName::from_static("x-credgate-scope");
 static ROLES: HeaderName = HeaderName::from_static("x-credgate-roles");

@@ -31,15 +31,18 @@ fn instance(
     setup.start()
 }
 
-#[tokio::test]
-async fn two_instances_share_tokens_and_a_disable_reaches_both_within_a_second() {
+/// A directory the instances share, holding a registry with client "app".
+fn shared_registry() -> (tempfile::TempDir, std::path::PathBuf) {
     let shared = tempfile::tempdir().unwrap();
     let registry = shared.path().join("clients.toml");
-    std::fs::write(
-        &registry,
-        client_toml("app", SECRET, "scopes = [\"api.read\"]", ""),
-    )
-    .unwrap();
+    let app = client_toml("app", SECRET, "scopes = [\"api.read\"]", "");
+    std::fs::write(&registry, app).unwrap();
+    (shared, registry)
+}
+
+#[tokio::test]
+async fn two_instances_share_tokens_and_a_disable_reaches_both_within_a_second() {
+    let (shared, registry) = shared_registry();
     let keys = shared.path().join("keys");
     let upstream = Upstream::start().await;
     // The first instance generates the key; the second finds it (README: generate it once).
@@ -84,13 +87,7 @@ async fn two_instances_share_tokens_and_a_disable_reaches_both_within_a_second()
 /// `key_activation_delay`, so no token is ever signed with a key an instance does not know.
 #[tokio::test]
 async fn a_rotation_seen_late_by_one_instance_rejects_no_token() {
-    let shared = tempfile::tempdir().unwrap();
-    let registry = shared.path().join("clients.toml");
-    std::fs::write(
-        &registry,
-        client_toml("app", SECRET, "scopes = [\"api.read\"]", ""),
-    )
-    .unwrap();
+    let (shared, registry) = shared_registry();
     let (keys_a, keys_b) = (shared.path().join("keys-a"), shared.path().join("keys-b"));
     let upstream = Upstream::start().await;
     let delay = "key_activation_delay = \"4s\"";

@@ -100,7 +100,17 @@ fn ci() -> Result<(), String> {
         ],
     )?;
     section("cargo doc (broken doc links fail)");
-    let mut doc = tools.command("cargo", &["doc", "--no-deps", "--locked", "-p", "credgate"]);
+    let mut doc = tools.command(
+        "cargo",
+        &[
+            "doc",
+            "--no-deps",
+            "--document-private-items",
+            "--locked",
+            "-p",
+            "credgate",
+        ],
+    );
     doc.env("RUSTDOCFLAGS", "-D warnings");
     let status = doc.status().map_err(|e| format!("cargo doc: {e}"))?;
     if !status.success() {
