@@ -24,12 +24,13 @@
 //!    clients, and the typed [`config`].
 //! 5. The ground floor any layer may use: [`path`], [`bounds`], [`reply`], [`problems`],
 //!    [`live`], [`timefmt`], [`metrics`]. Beside the proxy, pingora-free: [`forwarded`]
-//!    (the headers credgate asserts upstream) and [`resolve`] (upstream names, looked up when
-//!    connecting).
+//!    (the headers credgate asserts upstream), [`resolve`] (upstream names, looked up when
+//!    connecting) and [`access_log`] (the request line).
 //!
 //! `tests/architecture.rs` enforces these rules on the source. [`testing`] is the small
 //! surface the integration tests, benchmarks and fuzz targets use beyond this one.
 
+pub mod access_log;
 pub mod bounds;
 pub mod cli;
 pub mod config;

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{header, HeaderName, HeaderValue, StatusCode};
+use http::{header, HeaderValue, StatusCode};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorSource;
 
+use crate::access_log;
 use crate::bounds;
 use crate::config::{Config, IssuerConfig};
 use crate::forwarded;
@@ -35,12 +36,14 @@ use crate::routes::{Endpoint, Route, RouteTable};
 /// How long a client may stall while sending a token or introspection request body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Headers only credgate sets (inbound look-alikes are removed: [`forwarded::refused_inbound`]).
-static CLIENT_ID: HeaderName = HeaderName::from_static("x-credgate-client-id");
-static SCOPE: HeaderName = HeaderName::from_static("x-credgate-scope");
-static ROLES: HeaderName = HeaderName::from_static("x-credgate-roles");
-static FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// Headers only credgate sets (inbound look-alikes are removed: [`forwarded::refused_inbound`]),
+/// as written upstream. A `&'static str` name costs Pingora's case-preserving insert no
+/// allocation to title-case it (a `HeaderName` does, on every request).
+const CLIENT_ID: &str = "X-Credgate-Client-Id";
+const SCOPE: &str = "X-Credgate-Scope";
+const ROLES: &str = "X-Credgate-Roles";
+const FORWARDED_FOR: &str = "X-Forwarded-For";
+const FORWARDED_PROTO: &str = "X-Forwarded-Proto";
 
 pub struct Gateway {
     edge: Arc<EdgeStore>,
@@ -332,28 +335,25 @@ impl ProxyHttp for Gateway {
             upstream.remove_header(&header::AUTHORIZATION);
         }
         if let Some(identity) = &ctx.identity {
-            upstream.insert_header(
-                CLIENT_ID.clone(),
-                identity.grantee.headers.client_id.clone(),
-            )?;
-            upstream.insert_header(SCOPE.clone(), identity.grantee.headers.scope.clone())?;
-            upstream.insert_header(ROLES.clone(), identity.grantee.headers.roles.clone())?;
+            upstream.insert_header(CLIENT_ID, identity.grantee.headers.client_id.clone())?;
+            upstream.insert_header(SCOPE, identity.grantee.headers.scope.clone())?;
+            upstream.insert_header(ROLES, identity.grantee.headers.roles.clone())?;
         }
         if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
             let ip = addr.ip().to_string();
             let forwarded = match upstream
                 .headers
-                .get(&FORWARDED_FOR)
+                .get(FORWARDED_FOR)
                 .and_then(|v| v.to_str().ok())
             {
                 Some(earlier) => format!("{earlier}, {ip}"),
                 None => ip,
             };
-            upstream.insert_header(FORWARDED_FOR.clone(), forwarded)?;
+            upstream.insert_header(FORWARDED_FOR, forwarded)?;
         }
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
-        upstream.insert_header(FORWARDED_PROTO.clone(), proto)?;
+        upstream.insert_header(FORWARDED_PROTO, proto)?;
         Ok(())
     }
 
@@ -461,17 +461,15 @@ impl ProxyHttp for Gateway {
             .or(ctx.client_id.as_deref())
             .unwrap_or("-");
         let req = session.req_header();
-        tracing::info!(
-            target: "credgate::access",
-            method = %req.method,
-            path = req.uri.path(),
-            route = ctx.label(),
+        access_log::write(&access_log::Line {
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            route: ctx.label(),
             client_id,
             status,
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            outcome = ctx.outcome,
-            "request"
-        );
+            latency_ms: seconds * 1000.0,
+            outcome: ctx.outcome,
+        });
     }
 }
 

@@ -32,6 +32,7 @@ pub fn init(config: &LogConfig) {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .boxed(),
     };
+    crate::access_log::use_json(config.format == LogFormat::Json);
     let _ = tracing_subscriber::registry()
         .with(lines.with_filter(level.and(HandshakeNoise)))
         .try_init();
