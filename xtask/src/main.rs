@@ -5,8 +5,8 @@
 //!
 //! - `cargo xtask demo [ARGS]`: the gateway with the shipped `config/` (`cargo run --release`).
 //! - `cargo xtask test [ARGS]`: the whole test suite (`cargo nextest run`).
-//! - `cargo xtask ci`: formatting, lints, the MSRV check, the fuzz smoke run, the Debian package
-//!   and the tests, as `.ci/run` does.
+//! - `cargo xtask ci`: formatting, lints, docs, the MSRV check, the fuzz smoke run and the Debian
+//!   package: everything `.ci/run` does before the README's test command.
 //! - `cargo xtask msrv`: checks `rust-version` against every dependency's.
 //! - `cargo xtask deb`: builds the Debian package, installs it into a scratch root and checks
 //!   the installed config.
