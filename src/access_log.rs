@@ -13,7 +13,6 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::OnceLock;
 
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// The target the request lines are logged under (what `RUST_LOG` filters on).
@@ -62,12 +61,12 @@ pub fn write(line: &Line<'_>) {
     });
 }
 
-/// `2026-11-24T07:33:14.282869Z`, as tracing prints times.
+/// `2026-11-24T07:33:14.282869Z`: microseconds, always six digits, as tracing prints times.
 fn timestamp(buffer: &mut String, now: OffsetDateTime) {
-    let micros = now
-        .replace_nanosecond(now.microsecond() * 1000)
-        .unwrap_or(now);
-    let _ = write!(buffer, "{}", micros.format(&Rfc3339).unwrap_or_default());
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    let _ = write!(buffer, "{}", now.format(&format).unwrap_or_default());
 }
 
 /// The shape of tracing's JSON lines: `timestamp`, `level`, `fields` (with `message`), `target`.
@@ -150,7 +149,7 @@ mod tests {
         json(&mut buffer, OffsetDateTime::UNIX_EPOCH, &line());
         assert!(buffer.ends_with("}\n") && buffer.matches('\n').count() == 1);
         let value: serde_json::Value = serde_json::from_str(&buffer).unwrap();
-        assert_eq!(value["timestamp"], "1970-01-01T00:00:00Z");
+        assert_eq!(value["timestamp"], "1970-01-01T00:00:00.000000Z");
         assert_eq!(value["level"], "INFO");
         assert_eq!(value["target"], "credgate::access");
         let fields = &value["fields"];
@@ -169,7 +168,7 @@ mod tests {
         text(&mut buffer, OffsetDateTime::UNIX_EPOCH, &plain);
         assert_eq!(
             buffer,
-            "1970-01-01T00:00:00Z  INFO credgate::access: request method=GET path=/api/x route=/api/ client_id=app status=200 latency_ms=0.25 outcome=allowed\n"
+            "1970-01-01T00:00:00.000000Z  INFO credgate::access: request method=GET path=/api/x route=/api/ client_id=app status=200 latency_ms=0.25 outcome=allowed\n"
         );
     }
 }
