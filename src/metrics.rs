@@ -34,6 +34,7 @@ pub struct Metrics {
     pub secret_verify_queue_depth: IntGauge,
     pub secret_cache_hits: IntCounter,
     pub secret_verifications: IntCounter,
+    pub upstream_lookups: IntCounter,
     pub upstream_resolve_failures: IntCounter,
     pub tls_handshake_failures: IntCounter,
     /// `result`: `applied` or `rejected`.
@@ -170,6 +171,10 @@ impl Metrics {
             secret_verifications: counter(
                 "credgate_secret_verifications_total",
                 "Token or introspection requests that ran argon2id",
+            ),
+            upstream_lookups: counter(
+                "credgate_upstream_lookups_total",
+                "DNS lookups of upstream names (one at a time per name)",
             ),
             upstream_resolve_failures: counter(
                 "credgate_upstream_resolve_failures_total",

@@ -5,8 +5,10 @@
 //! starts, and whose address can change while it runs. So a name is looked up on the way to a
 //! connection and the answer kept for [`RESOLVE_TTL`]; an IP address is used as it is. A name
 //! that stops resolving keeps its last address for [`STALE_FOR`] (a DNS blip is not an
-//! outage), after which requests to it fail with 502 until it resolves again. Nothing here ever
-//! stops the gateway from starting.
+//! outage), after which requests to it fail with 502 until it resolves again. One lookup per
+//! name runs at a time: while it does, requests keep using the address they have, so a busy
+//! route that outlives its cached answer sends one query, not one per request. Nothing here
+//! ever stops the gateway from starting.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +29,8 @@ pub struct Resolver {
     upstream: UpstreamAddr,
     literal: Option<SocketAddr>,
     last: ArcSwapOption<Resolved>,
+    /// Held by the one lookup under way.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -58,6 +62,7 @@ impl Resolver {
             literal: upstream.literal(),
             upstream,
             last: ArcSwapOption::empty(),
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -66,18 +71,47 @@ impl Resolver {
     }
 
     /// The address to connect to: the literal, a cached answer younger than [`RESOLVE_TTL`],
-    /// or a fresh lookup (falling back to an address confirmed within [`STALE_FOR`]).
+    /// or a fresh lookup (falling back to an address confirmed within [`STALE_FOR`]). While
+    /// another request's lookup is under way, the address in hand is used; only the first
+    /// requests of a name wait for its first answer.
     pub async fn address(&self) -> Result<SocketAddr, String> {
         if let Some(addr) = self.literal {
             return Ok(addr);
         }
+        if let Some(answer) = self.cached() {
+            return answer;
+        }
+        let _lookup = match self.refreshing.try_lock() {
+            Ok(lookup) => lookup,
+            Err(_) => {
+                if let Some(addr) = self.last.load().as_deref().and_then(|l| l.addr) {
+                    return Ok(addr);
+                }
+                let lookup = self.refreshing.lock().await;
+                if let Some(answer) = self.cached() {
+                    return answer;
+                }
+                lookup
+            }
+        };
+        self.look_up().await
+    }
+
+    /// The cached answer, while younger than [`RESOLVE_TTL`].
+    fn cached(&self) -> Option<Result<SocketAddr, String>> {
+        let last = self.last.load();
+        let last = last.as_deref().filter(|l| l.at.elapsed() < RESOLVE_TTL)?;
+        Some(
+            last.addr
+                .ok_or_else(|| format!("{} does not resolve", self.upstream)),
+        )
+    }
+
+    /// Looks the name up and records the answer.
+    async fn look_up(&self) -> Result<SocketAddr, String> {
         let now = Instant::now();
         let last = self.last.load_full();
-        if let Some(last) = last.as_deref().filter(|l| now - l.at < RESOLVE_TTL) {
-            return last
-                .addr
-                .ok_or_else(|| format!("{} does not resolve", self.upstream));
-        }
+        crate::metrics::metrics().upstream_lookups.inc();
         let looked_up = tokio::net::lookup_host((self.upstream.host.as_str(), self.upstream.port))
             .await
             .ok()
@@ -133,5 +167,26 @@ mod tests {
         let error = unknown.address().await.unwrap_err();
         assert_eq!(error, "no-such-host.invalid:80 does not resolve");
         assert_eq!(unknown.resolution(), Resolution::Unresolved);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_share_one_lookup() {
+        let lookups = || crate::metrics::metrics().upstream_lookups.get();
+        let before = lookups();
+        let resolver = Arc::new(Resolver::new(UpstreamAddr::parse("localhost:81").unwrap()));
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let resolver = resolver.clone();
+                tokio::spawn(async move { resolver.address().await })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap().port(), 81);
+        }
+        assert_eq!(
+            lookups() - before,
+            1,
+            "one query for 32 concurrent requests"
+        );
     }
 }
