@@ -90,30 +90,16 @@ def credgate_config(home, name, nginx, extra_issuer="", extra_guard=""):
     return path, port
 
 
-def nginx_config(home, port):
-    path = os.path.join(home, "nginx.conf")
+def nginx_config(home, name, port, workers, location, upstreams=""):
+    """An nginx of `workers` processes on `port` whose one `location /` is `location`;
+    `upstreams` goes into its `http` block."""
+    path = os.path.join(home, f"{name}.conf")
     with open(path, "w") as f:
         f.write(
-            f"worker_processes 1;\ndaemon off;\npid {home}/nginx.pid;\n"
-            f"error_log {home}/nginx-error.log;\nevents {{ worker_connections 4096; }}\n"
-            f"http {{\n  access_log off;\n  server {{\n    listen 127.0.0.1:{port};\n"
-            f'    location / {{ return 200 "hello from the upstream\\n"; }}\n  }}\n}}\n'
-        )
-    return path
-
-
-def nginx_proxy_config(home, port, upstream):
-    """nginx as a reverse proxy: 2 workers, keep-alive to the upstream."""
-    path = os.path.join(home, "nginx-proxy.conf")
-    with open(path, "w") as f:
-        f.write(
-            f"worker_processes 2;\ndaemon off;\npid {home}/nginx-proxy.pid;\n"
-            f"error_log {home}/nginx-proxy-error.log;\nevents {{ worker_connections 4096; }}\n"
-            f"http {{\n  access_log off;\n"
-            f"  upstream backend {{ server 127.0.0.1:{upstream}; keepalive 64; }}\n"
-            f"  server {{\n    listen 127.0.0.1:{port};\n"
-            f"    location / {{ proxy_pass http://backend; proxy_http_version 1.1;\n"
-            f'      proxy_set_header Connection ""; }}\n  }}\n}}\n'
+            f"worker_processes {workers};\ndaemon off;\npid {home}/{name}.pid;\n"
+            f"error_log {home}/{name}-error.log;\nevents {{ worker_connections 4096; }}\n"
+            f"http {{\n  access_log off;\n{upstreams}"
+            f"  server {{\n    listen 127.0.0.1:{port};\n    location / {{ {location} }}\n  }}\n}}\n"
         )
     return path
 
@@ -234,15 +220,20 @@ def scenarios(seconds, rounds, home, procs):
     authorization = basic("bench", secret)
 
     nginx = free_port()
-    procs.start("nginx", ["nginx", "-p", home, "-c", nginx_config(home, nginx)], nginx)
+    upstream_conf = nginx_config(home, "nginx", nginx, 1, 'return 200 "hello from the upstream\\n";')
+    procs.start("nginx", ["nginx", "-p", home, "-c", upstream_conf], nginx)
     bare = free_port()
     bare_pingora = os.path.join(os.path.dirname(BIN), "bare-pingora")
     procs.start("bare-pingora", [bare_pingora, f"127.0.0.1:{bare}", f"127.0.0.1:{nginx}", "2"],
                 bare)
     nginx_proxy = free_port()
-    procs.start("nginx-proxy",
-                ["nginx", "-p", home, "-c", nginx_proxy_config(home, nginx_proxy, nginx)],
-                nginx_proxy)
+    # nginx as a reverse proxy: 2 workers, keep-alive to the upstream.
+    proxy_conf = nginx_config(
+        home, "nginx-proxy", nginx_proxy, 2,
+        'proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";',
+        f"  upstream backend {{ server 127.0.0.1:{nginx}; keepalive 64; }}\n",
+    )
+    procs.start("nginx-proxy", ["nginx", "-p", home, "-c", proxy_conf], nginx_proxy)
     # The main instance: caches on, brute-force limits off (scenario 8 floods it).
     limits_off = "failure_limit_per_client = 0\nfailure_limit_per_ip = 0"
     main_config, main = credgate_config(home, "credgate", nginx, limits_off)
