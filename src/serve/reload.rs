@@ -160,11 +160,14 @@ impl Reloader {
         let Some(file) = &self.config else {
             return Ok(None);
         };
-        let print = hash_files(&[&file.path]);
+        // Read once: what is hashed is what is applied.
+        let text = std::fs::read_to_string(&file.path)
+            .map_err(|e| Problems::one(&file.path, format!("cannot read the config file: {e}")))?;
+        let print = hash_contents([Some(text.as_bytes())]);
         if print == file.applied.load(Ordering::Acquire) {
             return Ok(None);
         }
-        let config = Config::load(&file.path)?;
+        let config = Config::parse(&file.path, &text)?;
         file.edge.replace(Edge::new(&config, &file.running.issuer));
         file.applied.store(print, Ordering::Release);
         Ok(Some(ConfigReloaded {
@@ -388,9 +391,15 @@ impl Reloader {
 
 /// A hash of the contents of `files` (an unreadable file hashes as absent).
 fn hash_files(files: &[&Path]) -> u64 {
+    let contents: Vec<Option<Vec<u8>>> = files.iter().map(|f| std::fs::read(f).ok()).collect();
+    hash_contents(contents.iter().map(|c| c.as_deref()))
+}
+
+/// A hash of file contents (`None` for a file that could not be read).
+fn hash_contents<'a>(contents: impl IntoIterator<Item = Option<&'a [u8]>>) -> u64 {
     let mut hasher = DefaultHasher::new();
-    for file in files {
-        std::fs::read(file).ok().hash(&mut hasher);
+    for content in contents {
+        content.hash(&mut hasher);
     }
     hasher.finish()
 }
