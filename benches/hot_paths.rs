@@ -15,7 +15,7 @@ use credgate::config::Config;
 use credgate::guard::verify::TokenVerifier;
 use credgate::guard::Guard;
 use credgate::oauth::{KeyStore, SigningAlgorithm};
-use credgate::registry::{Registry, Store};
+use credgate::registry::{Organizations, Registry, Store};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use support::{client, config, keys, token};
 
@@ -44,7 +44,10 @@ fn validation(c: &mut Criterion) {
             baseline(c, &token);
         }
         let keys = Arc::new(KeyStore::new(set));
-        let registry = Arc::new(Store::new(Registry::new([app.clone()])));
+        let registry = Arc::new(Store::new(Organizations::single(
+            &hit_config.issuer.issuers.issuer_of(None).unwrap(),
+            Registry::new([app.clone()]),
+        )));
         let guard = |config: &Config| {
             let verifier = TokenVerifier::new(keys.clone(), &config.issuer, &config.guard);
             Guard::new(verifier, registry.clone())

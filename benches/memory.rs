@@ -15,7 +15,7 @@ use std::time::Instant;
 use credgate::guard::verify::TokenVerifier;
 use credgate::guard::Guard;
 use credgate::oauth::{KeyStore, SigningAlgorithm};
-use credgate::registry::{Registry, Store};
+use credgate::registry::{Organizations, Registry, Store};
 use support::{client, config, keys, token};
 
 /// The system allocator, counting allocations and bytes.
@@ -64,7 +64,10 @@ fn main() {
     let config = config(100_000);
     let sample = token(&set, &config, &app);
     let keys = Arc::new(KeyStore::new(set));
-    let registry = Arc::new(Store::new(Registry::new([app.clone()])));
+    let registry = Arc::new(Store::new(Organizations::single(
+        &config.issuer.issuers.issuer_of(None).unwrap(),
+        Registry::new([app.clone()]),
+    )));
     let verifier = TokenVerifier::new(keys.clone(), &config.issuer, &config.guard);
     let guard = Arc::new(Guard::new(verifier, registry));
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::oauth::scope::{is_valid_scope_token, scope_token_problem};
 use crate::oauth::well_known::RESERVED_PATHS;
-use crate::oauth::SigningAlgorithm;
+use crate::oauth::{IssuerTemplate, Issuers, SigningAlgorithm};
 use crate::problems::Problems;
 use crate::timefmt::{format_duration, parse_duration};
 
@@ -25,6 +25,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/credgate.toml";
 pub struct Config {
     pub server: ServerConfig,
     pub issuer: IssuerConfig,
+    /// Where the clients are: `[registry] path`, or with `[organizations]` its `dir`.
     pub registry: RegistryConfig,
     pub guard: GuardConfig,
     pub routes: Vec<RouteConfig>,
@@ -82,6 +83,9 @@ pub struct RouteConfig {
     pub public: bool,
     /// Forward the inbound `Authorization` header (default: removed).
     pub keep_authorization: bool,
+    /// `org = "path"`: the route lives under each organisation's base and admits only that
+    /// organisation's tokens.
+    pub per_org: bool,
     /// Speak HTTPS to the upstream, verifying its certificate for `sni`.
     pub tls: bool,
     /// Server name sent and verified; default: the host part of `upstream`.
@@ -118,8 +122,9 @@ pub struct TlsFiles {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IssuerConfig {
-    /// The `iss` claim and the base of the discovery URLs.
-    pub issuer: String,
+    /// The `iss` claim and the base of the discovery URLs: `[issuer] issuer`, or one per
+    /// organisation from `[organizations] issuer_template`.
+    pub issuers: Issuers,
     /// Paths that answer as the token endpoint; the first is the advertised one.
     pub token_paths: Vec<String>,
     pub keys_dir: PathBuf,
@@ -143,7 +148,8 @@ pub struct IssuerConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegistryConfig {
-    /// A registry file, or a directory whose `*.toml` files are all loaded.
+    /// A registry file, or a directory whose `*.toml` files are all loaded; with
+    /// `[organizations]`, the directory of organisation files (`<org>.toml` each).
     pub path: PathBuf,
     /// Apply file changes while serving (registry, keys, certificate); SIGHUP works either way.
     pub watch: bool,
@@ -165,6 +171,9 @@ pub struct DemoConfig {
 pub struct Limits {
     pub min: Duration,
     pub max: Duration,
+    /// Whose bounds these are, for the messages: `"issuer"`, or `"organisation"` when an
+    /// organisation's `max_token_lifetime` narrowed them.
+    pub set_by: &'static str,
 }
 
 impl Limits {
@@ -173,20 +182,23 @@ impl Limits {
     pub const DEFAULT: Limits = Limits {
         min: Duration::from_secs(60),
         max: Duration::from_secs(3600),
+        set_by: "issuer",
     };
 
     /// Explains why `lifetime` is out of bounds, if it is.
     pub fn check(&self, lifetime: Duration) -> Result<(), String> {
         if lifetime < self.min {
             Err(format!(
-                "{} is shorter than the issuer's min_token_lifetime ({})",
+                "{} is shorter than the {}'s min_token_lifetime ({})",
                 format_duration(lifetime),
+                self.set_by,
                 format_duration(self.min)
             ))
         } else if lifetime > self.max {
             Err(format!(
-                "{} is longer than the issuer's max_token_lifetime ({})",
+                "{} is longer than the {}'s max_token_lifetime ({})",
                 format_duration(lifetime),
+                self.set_by,
                 format_duration(self.max)
             ))
         } else {
@@ -266,8 +278,8 @@ struct RawConfig {
     server: RawServer,
     #[serde(default = "from_empty_table")]
     issuer: RawIssuer,
-    #[serde(default = "from_empty_table")]
-    registry: RawRegistry,
+    registry: Option<RawRegistry>,
+    organizations: Option<RawOrganizations>,
     #[serde(default)]
     guard: RawGuard,
     #[serde(default, rename = "route")]
@@ -308,6 +320,7 @@ struct RawRoute {
     public: bool,
     #[serde(default)]
     keep_authorization: bool,
+    org: Option<String>,
     #[serde(default)]
     tls: bool,
     sni: Option<String>,
@@ -386,6 +399,14 @@ struct RawRegistry {
 /// A section left out of the file: every field at its default, required ones missing.
 fn from_empty_table<T: serde::de::DeserializeOwned>() -> T {
     toml::from_str("").expect("every field of a section has a default")
+}
+
+#[derive(Deserialize)]
+struct RawOrganizations {
+    dir: Option<PathBuf>,
+    issuer_template: Option<String>,
+    #[serde(default = "watch_by_default")]
+    watch: bool,
 }
 
 fn watch_by_default() -> bool {
@@ -622,7 +643,9 @@ impl Checker<'_> {
                 );
             }
         }
-        let issuer = self.issuer(raw.issuer);
+        let (issuers, registry) =
+            self.tenancy(raw.issuer.issuer.clone(), raw.registry, raw.organizations);
+        let issuer = self.issuer(raw.issuer, issuers);
         let admin = raw.admin.map(|a| AdminConfig {
             listen: self.addr("admin.listen", a.listen.as_deref()),
         });
@@ -636,6 +659,7 @@ impl Checker<'_> {
                 .map(|d| ("demo.echo_upstream", d.echo_upstream)),
         );
         self.distinct_listeners(&listeners);
+        let per_org_mode = matches!(issuer.issuers, Issuers::PerOrg(_));
         let guard = GuardConfig {
             leeway: self.duration("guard.leeway", &raw.guard.leeway),
             cache_capacity: raw.guard.cache_capacity,
@@ -648,7 +672,7 @@ impl Checker<'_> {
             .routes
             .into_iter()
             .enumerate()
-            .map(|(i, r)| self.route(&format!("route[{i}]"), r))
+            .map(|(i, r)| self.route(&format!("route[{i}]"), r, per_org_mode))
             .collect::<Vec<_>>();
         for (i, route) in routes.iter().enumerate() {
             if routes[..i].iter().any(|r| r.prefix == route.prefix) {
@@ -661,10 +685,7 @@ impl Checker<'_> {
         Config {
             server,
             issuer,
-            registry: RegistryConfig {
-                path: self.required("registry.path", raw.registry.path),
-                watch: raw.registry.watch,
-            },
+            registry,
             guard,
             routes,
             admin,
@@ -673,7 +694,22 @@ impl Checker<'_> {
         }
     }
 
-    fn route(&mut self, at: &str, raw: RawRoute) -> RouteConfig {
+    fn route(&mut self, at: &str, raw: RawRoute, per_org_mode: bool) -> RouteConfig {
+        let per_org = match raw.org.as_deref() {
+            None => false,
+            Some("path") if per_org_mode => true,
+            Some("path") => {
+                self.problem(&format!("{at}.org"), "needs an [organizations] section");
+                false
+            }
+            Some(other) => {
+                self.problem(
+                    &format!("{at}.org"),
+                    format!("{other:?}: the only value is \"path\""),
+                );
+                false
+            }
+        };
         let prefix = self.required(&format!("{at}.prefix"), raw.prefix.clone());
         let upstream = self.required(&format!("{at}.upstream"), raw.upstream.clone());
         match crate::path::canonicalize(&prefix) {
@@ -721,14 +757,59 @@ impl Checker<'_> {
             roles: raw.roles,
             public: raw.public,
             keep_authorization: raw.keep_authorization,
+            per_org,
         }
     }
 
-    fn issuer(&mut self, raw: RawIssuer) -> IssuerConfig {
-        let url = self.required("issuer.issuer", raw.issuer.clone());
-        if raw.issuer.is_some() {
-            self.issuer_url(&url);
+    /// Where the issuers and the clients are: `[issuer] issuer` and `[registry]`, or
+    /// `[organizations]`, which replaces both.
+    fn tenancy(
+        &mut self,
+        issuer: Option<String>,
+        registry: Option<RawRegistry>,
+        organizations: Option<RawOrganizations>,
+    ) -> (Issuers, RegistryConfig) {
+        let Some(orgs) = organizations else {
+            let url = self.required("issuer.issuer", issuer.clone());
+            if issuer.is_some() {
+                self.issuer_url(&url);
+            }
+            let registry = registry.unwrap_or_else(from_empty_table);
+            let registry = RegistryConfig {
+                path: self.required("registry.path", registry.path),
+                watch: registry.watch,
+            };
+            return (
+                Issuers::Single(url.trim_end_matches('/').to_string()),
+                registry,
+            );
+        };
+        let replaced =
+            "[organizations] replaces it: each organisation's issuer comes from issuer_template";
+        if issuer.is_some() {
+            self.problem("issuer.issuer", replaced);
         }
+        if registry.is_some() {
+            self.problem("registry", "[organizations] replaces it: each organisation's clients are in its file in organizations.dir");
+        }
+        let text = self.required(
+            "organizations.issuer_template",
+            orgs.issuer_template.clone(),
+        );
+        let template = IssuerTemplate::parse(&text).unwrap_or_else(|e| {
+            if orgs.issuer_template.is_some() {
+                self.problem("organizations.issuer_template", e);
+            }
+            IssuerTemplate::parse("http://localhost/{org}").expect("a valid template")
+        });
+        let registry = RegistryConfig {
+            path: self.required("organizations.dir", orgs.dir),
+            watch: orgs.watch,
+        };
+        (Issuers::PerOrg(template), registry)
+    }
+
+    fn issuer(&mut self, raw: RawIssuer, issuers: Issuers) -> IssuerConfig {
         let audience = self.required("issuer.audience", raw.audience.clone());
         for (i, p) in raw.token_paths.iter().enumerate() {
             self.token_path(
@@ -746,7 +827,11 @@ impl Checker<'_> {
         let default = self.duration("issuer.default_token_lifetime", &raw.default_token_lifetime);
         let max = self.duration("issuer.max_token_lifetime", &raw.max_token_lifetime);
         let min = self.duration("issuer.min_token_lifetime", &raw.min_token_lifetime);
-        let lifetimes = Limits { min, max };
+        let lifetimes = Limits {
+            min,
+            max,
+            set_by: "issuer",
+        };
         if min > max {
             self.problem(
                 "issuer.min_token_lifetime",
@@ -756,7 +841,7 @@ impl Checker<'_> {
             self.problem("issuer.default_token_lifetime", e);
         }
         IssuerConfig {
-            issuer: url.trim_end_matches('/').to_string(),
+            issuers,
             token_paths: raw.token_paths,
             keys_dir: self.required("issuer.keys_dir", raw.keys_dir),
             algorithm: raw.algorithm,
@@ -916,7 +1001,10 @@ path = "clients.toml"
     #[test]
     fn defaults_fill_a_minimal_file() {
         let c = parse(MINIMAL).unwrap();
-        assert_eq!(c.issuer.issuer, "http://127.0.0.1:8080");
+        assert_eq!(
+            c.issuer.issuers,
+            crate::oauth::Issuers::Single("http://127.0.0.1:8080".into())
+        );
         assert_eq!(c.issuer.token_paths, ["/connect/token"]);
         assert_eq!(c.issuer.algorithm, SigningAlgorithm::EdDSA);
         assert_eq!(c.issuer.default_token_lifetime, Duration::from_secs(3600));

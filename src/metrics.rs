@@ -27,6 +27,10 @@ pub struct Metrics {
     /// `result`: `applied` or `rejected`.
     pub registry_reloads: IntCounterVec,
     pub registry_clients: IntGauge,
+    /// Organisations by state (`enabled`, `disabled`); the single issuer counts as one.
+    pub organizations: IntGaugeVec,
+    /// Clients by state (`enabled`, `disabled`, `expired`) as of the last reload.
+    pub clients: IntGaugeVec,
     /// 1 while the registry files in service are valid; 0 after a refused reload, while only
     /// what both the previous registry and the refused files grant is in service.
     pub registry_valid: IntGauge,
@@ -149,6 +153,23 @@ impl Metrics {
                 "credgate_registry_clients",
                 "Clients in the registry in service",
             ),
+            organizations: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new("credgate_organizations", "Organisations in service, by state"),
+                    &["state"],
+                ),
+            ),
+            clients: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "credgate_clients",
+                        "Clients in service by state (a client of a disabled organisation counts as disabled), as of the last reload",
+                    ),
+                    &["state"],
+                ),
+            ),
             registry_valid: gauge(
                 "credgate_registry_valid",
                 "1 while the registry files in service are valid, 0 after a refused reload (alert on 0)",
@@ -234,6 +255,17 @@ impl Metrics {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         self.registry_last_reload.set(now);
+    }
+
+    /// Records how many organisations (`[enabled, disabled]`) and clients (`[enabled,
+    /// disabled, expired]`) are in service.
+    pub fn population(&self, orgs: [usize; 2], clients: [usize; 3]) {
+        for (state, n) in ["enabled", "disabled"].into_iter().zip(orgs) {
+            self.organizations.with_label_values(&[state]).set(n as i64);
+        }
+        for (state, n) in ["enabled", "disabled", "expired"].into_iter().zip(clients) {
+            self.clients.with_label_values(&[state]).set(n as i64);
+        }
     }
 
     /// Records a reload: applied (`valid`), or refused with a restriction left in service.

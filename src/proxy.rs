@@ -30,6 +30,7 @@ use crate::issuer::token::FormPost;
 use crate::issuer::Issuer;
 use crate::live::Live;
 use crate::metrics::metrics;
+use crate::registry::{Organization, Store};
 use crate::reply::{self, Action, Outcome, Reply};
 use crate::routes::{Endpoint, Route, RouteTable};
 
@@ -39,6 +40,7 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Headers only credgate sets (inbound look-alikes are removed: [`forwarded::refused_inbound`]),
 /// as written upstream. A `&'static str` name costs Pingora's case-preserving insert no
 /// allocation to title-case it (a `HeaderName` does, on every request).
+const ORG_ID: &str = "X-Credgate-Org-Id";
 const CLIENT_ID: &str = "X-Credgate-Client-Id";
 const SCOPE: &str = "X-Credgate-Scope";
 const ROLES: &str = "X-Credgate-Roles";
@@ -47,6 +49,8 @@ const FORWARDED_PROTO: &str = "X-Forwarded-Proto";
 
 pub struct Gateway {
     edge: Arc<EdgeStore>,
+    /// The organisations and their clients: the route table finds a request's organisation.
+    orgs: Arc<Store>,
     issuer: Arc<Issuer>,
     guard: Arc<Guard>,
 }
@@ -117,9 +121,15 @@ impl RequestCtx {
 }
 
 impl Gateway {
-    pub fn new(edge: Arc<EdgeStore>, issuer: Arc<Issuer>, guard: Arc<Guard>) -> Self {
+    pub fn new(
+        edge: Arc<EdgeStore>,
+        orgs: Arc<Store>,
+        issuer: Arc<Issuer>,
+        guard: Arc<Guard>,
+    ) -> Self {
         Gateway {
             edge,
+            orgs,
             issuer,
             guard,
         }
@@ -152,38 +162,59 @@ impl Gateway {
         }
         let method = &head.method;
         let read_only = method == http::Method::GET || method == http::Method::HEAD;
-        let document = |label, reply: fn(&Issuer) -> Reply| {
+        let document = |label, reply: &dyn Fn() -> Reply| {
             let outcome = if read_only {
-                Outcome::answer("served", reply(&self.issuer))
+                Outcome::answer("served", reply())
             } else {
                 Outcome::answer("method_not_allowed", reply::get_only())
             };
             (label, outcome)
         };
-        Ok(match ctx.edge.routes.resolve(head.uri.path()) {
-            Err(e) => {
-                let reply = reply::error(StatusCode::BAD_REQUEST, "invalid_request", e.0);
-                ("invalid_path", Outcome::answer("invalid_path", reply))
-            }
-            Ok(Endpoint::Token) => ("token", self.form_endpoint(session, false).await?),
-            Ok(Endpoint::Introspect) => ("introspect", self.form_endpoint(session, true).await?),
-            Ok(Endpoint::Metadata) => document("metadata", Issuer::metadata),
-            Ok(Endpoint::Jwks) => document("jwks", Issuer::jwks),
-            Ok(Endpoint::NotFound) => (
-                "not_found",
-                Outcome::answer("not_found", reply::not_found()),
-            ),
-            Ok(Endpoint::Route(route)) => {
-                let outcome = self.guard_route(session, &route, ctx).await;
-                route.metrics.auth(outcome.label);
-                ctx.route = Some(route);
-                ("-", outcome)
-            }
-        })
+        // One Host (`bounds::host_rule`); Pingora has refused an absolute-form target whose
+        // authority disagrees with it (RFC 9112 §3.2.2), so this is the host the client named.
+        let host = head
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let orgs = self.orgs.snapshot();
+        Ok(
+            match ctx.edge.routes.resolve(host, head.uri.path(), &orgs) {
+                Err(e) => {
+                    let reply = reply::error(StatusCode::BAD_REQUEST, "invalid_request", e.0);
+                    ("invalid_path", Outcome::answer("invalid_path", reply))
+                }
+                Ok(Endpoint::Token(org)) => {
+                    ("token", self.form_endpoint(session, &org, false).await?)
+                }
+                Ok(Endpoint::Introspect(org)) => {
+                    ("introspect", self.form_endpoint(session, &org, true).await?)
+                }
+                Ok(Endpoint::Metadata(org)) => document("metadata", &|| self.issuer.metadata(&org)),
+                Ok(Endpoint::Jwks) => document("jwks", &|| self.issuer.jwks()),
+                Ok(Endpoint::NotFound) => (
+                    "not_found",
+                    Outcome::answer("not_found", reply::not_found()),
+                ),
+                Ok(Endpoint::Route { route, org }) => {
+                    let org = org.as_ref().map(|o| o.id.as_str());
+                    let outcome = self.guard_route(session, &route, org, ctx).await;
+                    route.metrics.auth(outcome.label);
+                    ctx.route = Some(route);
+                    ("-", outcome)
+                }
+            },
+        )
     }
 
-    /// Answers a token or introspection request: both are small bounded form POSTs.
-    async fn form_endpoint(&self, session: &mut Session, introspect: bool) -> Result<Outcome> {
+    /// Answers a token or introspection request to `org`'s issuer: both are small bounded
+    /// form POSTs.
+    async fn form_endpoint(
+        &self,
+        session: &mut Session,
+        org: &Organization,
+        introspect: bool,
+    ) -> Result<Outcome> {
         let body = match read_body(session, MAX_BODY_BYTES).await? {
             Ok(body) => body,
             Err(too_large) => return Ok(too_large),
@@ -200,20 +231,29 @@ impl Gateway {
                 .map(|addr| addr.ip()),
         };
         Ok(if introspect {
-            self.issuer.introspect(request, self.guard.as_ref()).await
+            self.issuer
+                .introspect(request, org, self.guard.as_ref())
+                .await
         } else {
-            self.issuer.token(request).await
+            self.issuer.token(request, org).await
         })
     }
 
-    /// The guard's decision on a request to `route`: forward (a public route, or a token that
-    /// passes, whose identity goes into `ctx`) or the refusal.
-    async fn guard_route(&self, session: &Session, route: &Route, ctx: &mut RequestCtx) -> Outcome {
+    /// The guard's decision on a request to `route` (of organisation `org`, for an
+    /// `org = "path"` route): forward (a public route, or a token that passes, whose identity
+    /// goes into `ctx`) or the refusal.
+    async fn guard_route(
+        &self,
+        session: &Session,
+        route: &Route,
+        org: Option<&str>,
+        ctx: &mut RequestCtx,
+    ) -> Outcome {
         if route.policy.public {
             return Outcome::forward("public");
         }
         let headers = &session.req_header().headers;
-        match self.guard.authorize(headers, &route.policy).await {
+        match self.guard.authorize(headers, &route.policy, org).await {
             Ok(identity) => {
                 ctx.identity = Some(identity);
                 Outcome::forward("allowed")
@@ -335,6 +375,9 @@ impl ProxyHttp for Gateway {
             upstream.remove_header(&header::AUTHORIZATION);
         }
         if let Some(identity) = &ctx.identity {
+            if let Some(org) = &identity.grantee.headers.org_id {
+                upstream.insert_header(ORG_ID, org.clone())?;
+            }
             upstream.insert_header(CLIENT_ID, identity.grantee.headers.client_id.clone())?;
             upstream.insert_header(SCOPE, identity.grantee.headers.scope.clone())?;
             upstream.insert_header(ROLES, identity.grantee.headers.roles.clone())?;

@@ -1,9 +1,17 @@
-//! The route table: which endpoint answers a request path.
+//! The route table: which endpoint answers a request, for which organisation.
 //!
 //! Resolution works on the canonical path (see [`crate::path`]); a path that is not canonical
 //! is refused before any route is considered. The issuer's own endpoints match exactly and win
 //! over routes; otherwise the longest `[[route]]` prefix covering the path wins (prefixes match
 //! on segment boundaries, case-sensitively). Anything else is a 404 and is never proxied.
+//!
+//! With `[organizations]`, the issuer template says where each organisation's base is (its path,
+//! or its host). Below a known organisation's base, its issuer endpoints come first, then the
+//! `org = "path"` routes; routes without `org` are matched on the whole path after that, on any
+//! host. A host that names an organisation that does not exist, or is not a valid id, gets a
+//! 404 before anything else (host mode); in path mode such a path is matched against the routes
+//! without `org` only. RFC 8414 §3.1's path-inserted metadata
+//! (`/.well-known/oauth-authorization-server/<base>`) is answered for every organisation.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,21 +22,28 @@ use pingora::upstreams::peer::HttpPeer;
 use crate::config::{IssuerConfig, RouteConfig};
 use crate::guard::policy::Policy;
 use crate::metrics::{metrics, RouteMetrics};
+use crate::oauth::issuer_url::Located;
 use crate::oauth::well_known::{
     INTROSPECTION, JWKS, OAUTH_AUTHORIZATION_SERVER, OPENID_CONFIGURATION,
 };
+use crate::oauth::Issuers;
 use crate::path::{canonicalize, under, PathError};
+use crate::registry::{Organization, Organizations};
 use crate::resolve::Resolver;
 
-/// What answers a request.
+/// What answers a request, and for which organisation.
 #[derive(Debug, Clone)]
 pub enum Endpoint {
-    Token,
-    Introspect,
-    Metadata,
+    Token(Arc<Organization>),
+    Introspect(Arc<Organization>),
+    Metadata(Arc<Organization>),
     Jwks,
-    /// A `[[route]]`: the guard decides, then Pingora proxies.
-    Route(Arc<Route>),
+    /// A `[[route]]`: the guard decides, then Pingora proxies. `org` is the organisation of an
+    /// `org = "path"` route, whose tokens alone it admits.
+    Route {
+        route: Arc<Route>,
+        org: Option<Arc<Organization>>,
+    },
     NotFound,
 }
 
@@ -47,6 +62,8 @@ pub struct Route {
     pub prefix: String,
     pub policy: Policy,
     pub keep_authorization: bool,
+    /// `org = "path"`: under each organisation's base, for that organisation's tokens only.
+    pub per_org: bool,
     pub metrics: RouteMetrics,
     pub upstream: Resolver,
     /// Every setting of the upstream connection but its address, which is resolved per request.
@@ -63,6 +80,7 @@ impl Route {
             prefix: config.prefix.clone(),
             policy: Policy::new(config),
             keep_authorization: config.keep_authorization,
+            per_org: config.per_org,
             metrics: metrics().route(&config.prefix, config.public),
             upstream: Resolver::new(config.upstream.clone()),
             peer,
@@ -78,9 +96,23 @@ impl Route {
 }
 
 pub struct RouteTable {
+    issuers: Issuers,
+    /// The issuer endpoints, by their path below an issuer's base.
     local: HashMap<String, Local>,
-    /// Longest prefix first.
+    /// Every route, longest prefix first.
     routes: Vec<Arc<Route>>,
+}
+
+impl Local {
+    fn endpoint(self, org: &Arc<Organization>) -> Endpoint {
+        let org = org.clone();
+        match self {
+            Local::Token => Endpoint::Token(org),
+            Local::Introspect => Endpoint::Introspect(org),
+            Local::Metadata => Endpoint::Metadata(org),
+            Local::Jwks => Endpoint::Jwks,
+        }
+    }
 }
 
 impl RouteTable {
@@ -96,7 +128,11 @@ impl RouteTable {
         local.insert(JWKS.into(), Local::Jwks);
         let mut routes: Vec<Arc<Route>> = routes.iter().map(|r| Arc::new(Route::new(r))).collect();
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-        RouteTable { local, routes }
+        RouteTable {
+            issuers: issuer.issuers.clone(),
+            local,
+            routes,
+        }
     }
 
     /// Every route, longest prefix first.
@@ -104,21 +140,64 @@ impl RouteTable {
         &self.routes
     }
 
-    /// Resolves a raw request path (without query).
-    pub fn resolve(&self, raw_path: &str) -> Result<Endpoint, PathError> {
+    /// Resolves a request for the raw path (without query) on `host` (the `Host` value),
+    /// against the organisations of `orgs`.
+    pub fn resolve(
+        &self,
+        host: &str,
+        raw_path: &str,
+        orgs: &Organizations,
+    ) -> Result<Endpoint, PathError> {
         let path = canonicalize(raw_path)?;
-        if let Some(local) = self.local.get(path.as_ref()) {
-            return Ok(match local {
-                Local::Token => Endpoint::Token,
-                Local::Introspect => Endpoint::Introspect,
-                Local::Metadata => Endpoint::Metadata,
-                Local::Jwks => Endpoint::Jwks,
-            });
+        let template = match &self.issuers {
+            Issuers::Single(_) => {
+                let single = orgs.get("");
+                if let (Some(local), Some(org)) = (self.local.get(path.as_ref()), single) {
+                    return Ok(local.endpoint(org));
+                }
+                return Ok(self.route(&path, None));
+            }
+            Issuers::PerOrg(template) => template,
+        };
+        let inserted = path
+            .strip_prefix(OAUTH_AUTHORIZATION_SERVER)
+            .filter(|base| base.starts_with('/'));
+        if let Some(Located::Org { org, rest: "" }) = inserted.map(|b| template.locate(host, b)) {
+            return Ok(orgs
+                .get(org)
+                .map_or(Endpoint::NotFound, |org| Endpoint::Metadata(org.clone())));
         }
-        Ok(self
-            .routes
+        match template.locate(host, &path) {
+            Located::Org { org, rest } => match orgs.get(org) {
+                Some(org) => {
+                    if let Some(local) = self.local.get(rest) {
+                        return Ok(local.endpoint(org));
+                    }
+                    if let Endpoint::Route { route, .. } = self.route(rest, Some(org)) {
+                        return Ok(Endpoint::Route {
+                            route,
+                            org: Some(org.clone()),
+                        });
+                    }
+                }
+                None if template.host_mode() => return Ok(Endpoint::NotFound),
+                None => {}
+            },
+            Located::Malformed if template.host_mode() => return Ok(Endpoint::NotFound),
+            Located::Malformed | Located::Outside => {}
+        }
+        Ok(self.route(&path, None))
+    }
+
+    /// The longest route covering `path`: among the `org = "path"` routes when below the base
+    /// of `org`, among the others when `org` is `None`.
+    fn route(&self, path: &str, org: Option<&Arc<Organization>>) -> Endpoint {
+        self.routes
             .iter()
-            .find(|r| under(&path, &r.prefix))
-            .map_or(Endpoint::NotFound, |r| Endpoint::Route(r.clone())))
+            .find(|r| r.per_org == org.is_some() && under(path, &r.prefix))
+            .map_or(Endpoint::NotFound, |r| Endpoint::Route {
+                route: r.clone(),
+                org: None,
+            })
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use credgate::config::Config;
 use credgate::path::canonicalize;
+use credgate::registry::Organizations;
 use credgate::routes::{Endpoint, RouteTable};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -130,7 +131,7 @@ proptest! {
     #[test]
     fn a_routed_path_never_resolves_outside_its_route(raw in raw_path()) {
         let table = table();
-        if let Ok(Endpoint::Route(route)) = table.resolve(&raw) {
+        if let Ok(Endpoint::Route { route, .. }) = table.resolve("h", &raw, &Organizations::default()) {
             let upstream_view = lenient_reading(&raw);
             prop_assert!(
                 lies_under(&upstream_view, &route.prefix),
@@ -155,8 +156,8 @@ fn the_generator_reaches_every_route_and_refusal() {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     for _ in 0..20_000 {
         let raw = raw_path().new_tree(&mut runner).unwrap().current();
-        let kind = match table.resolve(&raw) {
-            Ok(Endpoint::Route(route)) => route.prefix.clone(),
+        let kind = match table.resolve("h", &raw, &Organizations::default()) {
+            Ok(Endpoint::Route { route, .. }) => route.prefix.clone(),
             Ok(_) => "other".into(),
             Err(_) => "refused".into(),
         };

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use credgate::config::Config;
 use credgate::oauth::{key_files, KeySet, SigningAlgorithm};
-use credgate::registry::{Client, Secret};
+use credgate::registry::{Client, Organizations, Registry, Secret};
 use credgate::testing::{mint, Grant, MINIMAL_CONFIG};
 
 pub fn config(cache_capacity: u64) -> Config {
@@ -42,8 +42,14 @@ pub fn keys(algorithm: SigningAlgorithm) -> (tempfile::TempDir, KeySet) {
 }
 
 pub fn token(set: &KeySet, config: &Config, client: &Client) -> String {
+    let issuer = config
+        .issuer
+        .issuers
+        .issuer_of(None)
+        .expect("a single issuer");
+    let orgs = Organizations::single(&issuer, Registry::default());
     let grant = Grant {
-        issuer: &config.issuer.issuer,
+        org: orgs.get("").expect("the single issuer"),
         audience: &config.issuer.audience,
         client,
         scope: "api.read api.write".into(),

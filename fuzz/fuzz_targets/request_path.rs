@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use credgate::config::Config;
 use credgate::path::{canonicalize, under};
 use credgate::routes::{Endpoint, RouteTable};
+use credgate::registry::Organizations;
 use libfuzzer_sys::fuzz_target;
 
 fn table() -> &'static RouteTable {
@@ -34,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         let again = canonicalize(&canonical).expect("a canonical path stays valid");
         assert_eq!(again, canonical);
     }
-    if let Ok(Endpoint::Route(route)) = table().resolve(raw) {
+    if let Ok(Endpoint::Route { route, .. }) = table().resolve("h", raw, &Organizations::default()) {
         let canonical = canonicalize(raw).expect("a routed path is canonical");
         assert!(under(&canonical, &route.prefix));
     }

@@ -183,11 +183,18 @@ fn check(config_path: &Path, registry_path: Option<PathBuf>) -> anyhow::Result<(
         }
         let issuer = &config.issuer;
         if !config.registry.path.as_os_str().is_empty() {
-            match registry::file::load(&config.registry.path, &issuer.lifetimes) {
-                Ok(registry) => report.push(format!(
+            match registry::load(&issuer.issuers, &config.registry.path, &issuer.lifetimes) {
+                Ok(orgs) if matches!(issuer.issuers, crate::oauth::Issuers::PerOrg(_)) => report
+                    .push(format!(
+                        "{}: ok, {} organisation(s), {} client(s)",
+                        config.registry.path.display(),
+                        orgs.len(),
+                        orgs.client_count()
+                    )),
+                Ok(orgs) => report.push(format!(
                     "{}: ok, {} client(s)",
                     config.registry.path.display(),
-                    registry.len()
+                    orgs.client_count()
                 )),
                 Err(found) => problems.0.extend(found.0),
             }

@@ -16,7 +16,7 @@ use http::HeaderMap;
 use time::OffsetDateTime;
 
 use crate::oauth::{ActiveToken, TokenCheck};
-use crate::registry::{Registry, Store};
+use crate::registry::{Organizations, Store};
 use bearer::Denial;
 use policy::Policy;
 use verify::{Identity, TokenVerifier};
@@ -31,22 +31,30 @@ impl Guard {
         Guard { verifier, registry }
     }
 
-    /// Authorizes a request to a route with `policy`: who the caller is, or the refusal.
+    /// Authorizes a request to a route with `policy`: who the caller is, or the refusal. On an
+    /// organisation's route (`org`), only that organisation's tokens are admitted.
     pub async fn authorize(
         &self,
         headers: &HeaderMap,
         policy: &Policy,
+        org: Option<&str>,
     ) -> Result<Arc<Identity>, Denial> {
         let token = bearer::extract(headers)?;
         let identity = self
             .validate_token(token)
             .await
             .map_err(Denial::InvalidToken)?;
+        if org.is_some_and(|org| identity.grantee.org_id.as_deref() != Some(org)) {
+            return Err(Denial::InvalidToken(
+                "the token was issued by another organisation",
+            ));
+        }
         policy.check(&identity)?;
         Ok(identity)
     }
 
-    /// Whether `token` is currently valid: verified, and its client still allowed to use it.
+    /// Whether `token` is currently valid: verified, and its organisation and client still
+    /// allowed to use it.
     pub async fn validate_token(&self, token: &str) -> Result<Arc<Identity>, &'static str> {
         let identity = self.verifier.verify(token).await?;
         client_allows(&self.registry.snapshot(), &identity)?;
@@ -63,14 +71,22 @@ impl TokenCheck for Guard {
             scope: identity.grantee.scope.clone(),
             issued_at: identity.issued_at,
             expires_at: identity.expires_at,
+            org_id: identity.grantee.org_id.clone(),
         })
     }
 }
 
-/// The registry's word on a verified token: its client exists, is enabled and unexpired, and
-/// has not revoked tokens issued when this one was.
-fn client_allows(registry: &Registry, identity: &Identity) -> Result<(), &'static str> {
-    let client = registry
+/// The registry's word on a verified token: its organisation exists and is enabled, its client
+/// exists in it, is enabled and unexpired, and has not revoked tokens issued when this one was.
+fn client_allows(orgs: &Organizations, identity: &Identity) -> Result<(), &'static str> {
+    let org = orgs
+        .get(identity.grantee.org_id.as_deref().unwrap_or(""))
+        .ok_or("the token's organisation no longer exists")?;
+    if !org.policy.enabled {
+        return Err("the token's organisation is disabled");
+    }
+    let client = org
+        .clients
         .get(&identity.grantee.client_id)
         .ok_or("the token's client no longer exists")?;
     if !client.enabled {

@@ -1,5 +1,6 @@
-//! Token verification: key lookup by `kid`, the key's pinned algorithm, signature, `typ`, `iss`,
-//! `aud`, `exp` and `nbf`; verified tokens are cached so a repeated token costs one hash and
+//! Token verification: key lookup by `kid`, the key's pinned algorithm, signature, `typ`, `iss`
+//! (the single issuer's, or the one of the organisation the token names in `org_id`), `aud`,
+//! `exp` and `nbf`; verified tokens are cached so a repeated token costs one hash and
 //! one cache lookup.
 //!
 //! The cache holds only what a signature check proved. Whether the token's client may still use
@@ -19,7 +20,7 @@ use moka::Expiry;
 use crate::config::{GuardConfig, IssuerConfig};
 use crate::metrics::metrics;
 use crate::oauth::claims::{AccessClaims, TOKEN_TYPE};
-use crate::oauth::{KeyStore, SigningAlgorithm};
+use crate::oauth::{Issuers, KeyStore, SigningAlgorithm};
 
 /// What a verified token proves.
 ///
@@ -42,6 +43,8 @@ pub struct Identity {
 /// yields prepared once.
 #[derive(Debug)]
 pub struct Grantee {
+    /// The organisation that issued the token (`None` under a single issuer).
+    pub org_id: Option<String>,
     pub client_id: String,
     /// The `scope` claim as issued (space-separated).
     pub scope: String,
@@ -52,9 +55,11 @@ pub struct Grantee {
     kid: String,
 }
 
-/// Values of `x-credgate-client-id`, `x-credgate-scope` and `x-credgate-roles`.
+/// Values of `x-credgate-client-id`, `x-credgate-scope`, `x-credgate-roles` and, with
+/// organisations, `x-credgate-org-id`.
 #[derive(Debug)]
 pub struct IdentityHeaders {
+    pub org_id: Option<HeaderValue>,
     pub client_id: HeaderValue,
     pub scope: HeaderValue,
     pub roles: HeaderValue,
@@ -63,6 +68,8 @@ pub struct IdentityHeaders {
 /// Signature and claim checks with a bounded cache of verified tokens.
 pub struct TokenVerifier {
     keys: Arc<KeyStore>,
+    /// Whose `iss` a token may carry.
+    issuers: Issuers,
     leeway: u64,
     validations: [(SigningAlgorithm, Validation); 3],
     cache: Cache<[u8; 32], Arc<Identity>>,
@@ -101,13 +108,14 @@ impl TokenVerifier {
             let mut v = Validation::new(algorithm.jwt());
             v.leeway = guard.leeway.as_secs();
             v.validate_nbf = true;
-            v.set_issuer(&[&issuer.issuer]);
+            // `iss` depends on `org_id`: checked after decoding.
             v.set_audience(&[&issuer.audience]);
             v.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
             (algorithm, v)
         };
         TokenVerifier {
             keys,
+            issuers: issuer.issuers.clone(),
             leeway: guard.leeway.as_secs(),
             validations: [
                 validation(SigningAlgorithm::EdDSA),
@@ -182,6 +190,9 @@ impl TokenVerifier {
         let claims = jsonwebtoken::decode::<AccessClaims>(token, key.decoding(), validation)
             .map_err(|e| describe(e.kind()))?
             .claims;
+        if self.issuers.issuer_of(claims.org_id.as_deref()).as_deref() != Some(&claims.iss) {
+            return Err("the token is from another issuer");
+        }
         let remaining = u64::try_from(claims.exp + self.leeway as i64 - now).unwrap_or(0);
         Ok(Identity {
             issued_at: claims.iat,
@@ -194,7 +205,11 @@ impl TokenVerifier {
     /// The shared grantee of a verified token's claims.
     fn grantee(&self, claims: AccessClaims, kid: &str) -> Result<Arc<Grantee>, &'static str> {
         let roles = claims.roles.join(" ");
-        let key = format!("{kid}\n{}\n{}\n{roles}", claims.client_id, claims.scope);
+        let org = claims.org_id.as_deref().unwrap_or("");
+        let key = format!(
+            "{kid}\n{org}\n{}\n{}\n{roles}",
+            claims.client_id, claims.scope
+        );
         if let Some(grantee) = self.grantees.get(&key) {
             return Ok(grantee);
         }
@@ -220,6 +235,12 @@ impl Grantee {
     fn new(claims: AccessClaims, roles: String, kid: &str) -> Result<Self, &'static str> {
         let invalid = |_| "the token carries characters not allowed in headers";
         let headers = IdentityHeaders {
+            org_id: claims
+                .org_id
+                .as_deref()
+                .map(HeaderValue::from_str)
+                .transpose()
+                .map_err(invalid)?,
             client_id: HeaderValue::from_str(&claims.client_id).map_err(invalid)?,
             scope: HeaderValue::from_str(&claims.scope).map_err(invalid)?,
             roles: HeaderValue::from_str(&roles).map_err(invalid)?,
@@ -234,6 +255,7 @@ impl Grantee {
             roles: claims.roles,
             headers,
             kid: kid.to_owned(),
+            org_id: claims.org_id,
             client_id: claims.client_id,
             scope: claims.scope,
         })

@@ -10,6 +10,7 @@ use super::request;
 use super::token::FormPost;
 use super::Issuer;
 use crate::oauth::TokenCheck;
+use crate::registry::Organization;
 use crate::reply::{self, Outcome};
 
 #[derive(Serialize)]
@@ -24,12 +25,20 @@ struct Active<'a> {
     iss: &'a str,
     aud: &'a str,
     token_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org_id: Option<&'a str>,
 }
 
 impl Issuer {
-    /// Answers one introspection request. Any token that is not currently valid — malformed,
-    /// forged, expired, revoked, of a disabled client — is simply `{"active": false}`.
-    pub async fn introspect(&self, req: FormPost<'_>, tokens: &dyn TokenCheck) -> Outcome {
+    /// Answers one introspection request at `org`'s endpoint. Any token that is not currently
+    /// valid — malformed, forged, expired, revoked, of a disabled client, or issued by another
+    /// organisation — is simply `{"active": false}`.
+    pub async fn introspect(
+        &self,
+        req: FormPost<'_>,
+        org: &Organization,
+        tokens: &dyn TokenCheck,
+    ) -> Outcome {
         if req.method != http::Method::POST {
             return OAuthError::method_not_allowed().into_outcome();
         }
@@ -38,12 +47,16 @@ impl Issuer {
                 Ok(parsed) => parsed,
                 Err(e) => return e.into_outcome(),
             };
-        let caller = match self.authenticate_client(parsed.credentials, req.peer).await {
+        let caller = match self
+            .authenticate_client(parsed.credentials, req.peer, org)
+            .await
+        {
             Ok(caller) => caller,
             Err(e) => return e.into_outcome(),
         };
-        let (label, body) = match tokens.check_token(&parsed.token).await {
-            Ok(token) => {
+        let checked = tokens.check_token(&parsed.token).await;
+        let (label, body) = match checked.ok().filter(|t| t.org_id.as_deref() == org.claim()) {
+            Some(token) => {
                 // iss and aud were checked to be ours; sub is the client id (RFC 9068 §2.2
                 // for client credentials).
                 let active = serde_json::to_vec(&Active {
@@ -53,14 +66,15 @@ impl Issuer {
                     scope: &token.scope,
                     exp: token.expires_at,
                     iat: token.issued_at,
-                    iss: &self.config.issuer,
+                    iss: &org.issuer,
                     aud: &self.config.audience,
                     token_type: "Bearer",
+                    org_id: org.claim(),
                 })
                 .expect("introspection serializes");
                 ("active", active)
             }
-            Err(_) => ("inactive", br#"{"active":false}"#.to_vec()),
+            None => ("inactive", br#"{"active":false}"#.to_vec()),
         };
         let reply = reply::no_store(reply::json_bytes(StatusCode::OK, body));
         Outcome::answer(label, reply).by(&caller.id)

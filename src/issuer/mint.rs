@@ -8,11 +8,12 @@ use time::OffsetDateTime;
 use super::secrets::random_token;
 use crate::oauth::claims::{AccessClaims, TOKEN_TYPE};
 use crate::oauth::Key;
-use crate::registry::Client;
+use crate::registry::{Client, Organization};
 
 /// What the issuer decided to put in a token, before signing.
 pub struct Grant<'a> {
-    pub issuer: &'a str,
+    /// The organisation whose issuer signs (its `iss`, its `org_id`).
+    pub org: &'a Organization,
     pub audience: &'a str,
     pub client: &'a Client,
     pub scope: String,
@@ -38,7 +39,7 @@ pub fn mint(
         exp = exp.min(client_expiry.unix_timestamp());
     }
     let claims = AccessClaims {
-        iss: grant.issuer.to_owned(),
+        iss: grant.org.issuer.clone(),
         sub: grant.client.id.clone(),
         client_id: grant.client.id.clone(),
         aud: grant.audience.to_owned(),
@@ -47,7 +48,8 @@ pub fn mint(
         exp,
         jti: random_token(16),
         scope: grant.scope.clone(),
-        roles: grant.client.roles.clone(),
+        roles: grant.org.roles_of(grant.client),
+        org_id: grant.org.claim().map(str::to_owned),
     };
     let mut header = Header::new(key.algorithm.jwt());
     header.typ = Some(TOKEN_TYPE.to_owned());

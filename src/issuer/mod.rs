@@ -16,16 +16,16 @@ use http::StatusCode;
 
 use crate::config::IssuerConfig;
 use crate::oauth::KeyStore;
-use crate::registry::Store;
+use crate::registry::Organization;
 use crate::reply::{self, Reply};
 use secret_cache::VerifiedSecrets;
 use secrets::SecretVerifier;
 use throttle::Throttle;
 
-/// Everything the issuer endpoints need, shared by all requests.
+/// Everything the issuer endpoints need, shared by all requests. The organisation a request is
+/// for, with its clients, comes with the request (the route table found it).
 pub struct Issuer {
     config: IssuerConfig,
-    registry: Arc<Store>,
     keys: Arc<KeyStore>,
     verifier: SecretVerifier,
     verified: VerifiedSecrets,
@@ -33,14 +33,13 @@ pub struct Issuer {
 }
 
 impl Issuer {
-    pub fn new(config: IssuerConfig, registry: Arc<Store>, keys: Arc<KeyStore>) -> Self {
+    pub fn new(config: IssuerConfig, keys: Arc<KeyStore>) -> Self {
         let verifier =
             SecretVerifier::new(config.secret_verify_concurrency, config.secret_verify_queue);
         let verified = VerifiedSecrets::new(config.secret_cache_ttl);
         let throttle = Throttle::new(config.failures);
         Issuer {
             config,
-            registry,
             keys,
             verifier,
             verified,
@@ -52,10 +51,9 @@ impl Issuer {
         &self.config
     }
 
-    /// RFC 8414 metadata, listing the scopes of the current registry.
-    pub fn metadata(&self) -> Reply {
-        let scopes = self.registry.snapshot();
-        let body = discovery::metadata(&self.config, scopes.all_scopes());
+    /// RFC 8414 metadata of `org`'s issuer, listing the scopes its clients may hold.
+    pub fn metadata(&self, org: &Organization) -> Reply {
+        let body = discovery::metadata(&self.config, org);
         reply::json_bytes(StatusCode::OK, body)
     }
 

@@ -20,8 +20,9 @@ use crate::registry::Client;
 /// How many verified (client, secret) pairs are remembered at most.
 const CAPACITY: u64 = 100_000;
 
-/// (client id, HMAC of the presented secret) → (the client as verified, index of its secret).
-type Entries = Cache<(String, [u8; 32]), (Arc<Client>, usize)>;
+/// (organisation id, client id, HMAC of the presented secret) → (the client as verified, index
+/// of its secret). The same client id in two organisations names two clients.
+type Entries = Cache<(String, String, [u8; 32]), (Arc<Client>, usize)>;
 
 pub struct VerifiedSecrets {
     key: hmac::Key,
@@ -44,17 +45,17 @@ impl VerifiedSecrets {
         }
     }
 
-    fn entry_key(&self, client: &Client, secret: &str) -> (String, [u8; 32]) {
+    fn entry_key(&self, org: &str, client: &Client, secret: &str) -> (String, String, [u8; 32]) {
         let tag = hmac::sign(&self.key, secret.as_bytes());
         let tag: [u8; 32] = tag.as_ref().try_into().expect("HMAC-SHA256 is 32 bytes");
-        (client.id.clone(), tag)
+        (org.to_owned(), client.id.clone(), tag)
     }
 
     /// The index of the secret of `client` that `secret` was verified against, if that happened
     /// within the TTL and `client` is described exactly as it was then.
-    pub fn lookup(&self, client: &Arc<Client>, secret: &str) -> Option<usize> {
+    pub fn lookup(&self, org: &str, client: &Arc<Client>, secret: &str) -> Option<usize> {
         let cache = self.cache.as_ref()?;
-        let key = self.entry_key(client, secret);
+        let key = self.entry_key(org, client, secret);
         let (then, index) = cache.get(&key)?;
         if Arc::ptr_eq(&then, client) || *then == **client {
             Some(index)
@@ -65,9 +66,9 @@ impl VerifiedSecrets {
     }
 
     /// Remembers that `secret` matched secret `index` of `client`.
-    pub fn remember(&self, client: &Arc<Client>, secret: &str, index: usize) {
+    pub fn remember(&self, org: &str, client: &Arc<Client>, secret: &str, index: usize) {
         if let Some(cache) = &self.cache {
-            cache.insert(self.entry_key(client, secret), (client.clone(), index));
+            cache.insert(self.entry_key(org, client, secret), (client.clone(), index));
         }
     }
 }
@@ -98,31 +99,40 @@ mod tests {
     fn a_remembered_secret_is_found_only_for_the_same_client_description() {
         let cache = VerifiedSecrets::new(Duration::from_secs(60));
         let before = client("one");
-        cache.remember(&before, "s3cret", 0);
-        assert_eq!(cache.lookup(&before, "s3cret"), Some(0));
+        cache.remember("", &before, "s3cret", 0);
+        assert_eq!(cache.lookup("", &before, "s3cret"), Some(0));
         assert_eq!(
-            cache.lookup(&client("one"), "s3cret"),
+            cache.lookup("", &client("one"), "s3cret"),
             Some(0),
             "an identical reload keeps it"
         );
-        assert_eq!(cache.lookup(&before, "other"), None);
+        assert_eq!(cache.lookup("", &before, "other"), None);
         assert_eq!(
-            cache.lookup(&client("two"), "s3cret"),
+            cache.lookup("", &client("two"), "s3cret"),
             None,
             "a changed client drops it"
         );
         assert_eq!(
-            cache.lookup(&before, "s3cret"),
+            cache.lookup("", &before, "s3cret"),
             None,
             "and it stays dropped"
         );
     }
 
     #[test]
+    fn the_same_client_in_another_organisation_is_another_entry() {
+        let cache = VerifiedSecrets::new(Duration::from_secs(60));
+        let c = client("one");
+        cache.remember("acme", &c, "s", 0);
+        assert_eq!(cache.lookup("acme", &c, "s"), Some(0));
+        assert_eq!(cache.lookup("globex", &c, "s"), None);
+    }
+
+    #[test]
     fn a_zero_ttl_disables_it() {
         let cache = VerifiedSecrets::new(Duration::ZERO);
         let c = client("one");
-        cache.remember(&c, "s", 0);
-        assert_eq!(cache.lookup(&c, "s"), None);
+        cache.remember("", &c, "s", 0);
+        assert_eq!(cache.lookup("", &c, "s"), None);
     }
 }

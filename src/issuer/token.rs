@@ -13,7 +13,7 @@ use super::mint::{mint, Grant};
 use super::request::{self, AuthMethod, Credentials, TokenRequest};
 use super::Issuer;
 use crate::metrics::metrics;
-use crate::registry::Client;
+use crate::registry::{Client, Organization};
 use crate::reply::{self, Outcome, Reply};
 
 /// A form POST to the token or the introspection endpoint: the parts of the HTTP request
@@ -37,10 +37,11 @@ struct TokenResponse<'a> {
 }
 
 impl Issuer {
-    /// Answers one token request: `issued` with the token, or the OAuth error.
-    pub async fn token(&self, req: FormPost<'_>) -> Outcome {
+    /// Answers one token request to `org`'s token endpoint: `issued` with the token, or the
+    /// OAuth error.
+    pub async fn token(&self, req: FormPost<'_>, org: &Organization) -> Outcome {
         let started = Instant::now();
-        let outcome = match self.issue(req).await {
+        let outcome = match self.issue(req, org).await {
             Ok((reply, client)) => Outcome::answer("issued", reply).by(&client.id),
             Err(e) => e.into_outcome(),
         };
@@ -55,31 +56,36 @@ impl Issuer {
         outcome
     }
 
-    async fn issue(&self, req: FormPost<'_>) -> Result<(Reply, Arc<Client>), OAuthError> {
+    async fn issue(
+        &self,
+        req: FormPost<'_>,
+        org: &Organization,
+    ) -> Result<(Reply, Arc<Client>), OAuthError> {
         if req.method != http::Method::POST {
             return Err(OAuthError::method_not_allowed());
         }
         let parsed = request::parse(req.content_type, req.authorization, req.body)?;
-        self.grant(parsed, req.peer).await
+        self.grant(parsed, req.peer, org).await
     }
 
-    /// Authenticates a client by its secret: the client must exist, be enabled and unexpired,
-    /// and the secret must match one of its unexpired secrets.
+    /// Authenticates a client of `org` by its secret: the client must exist in `org`, be
+    /// enabled and unexpired, the secret must match one of its unexpired secrets, and the
+    /// organisation must be enabled.
     pub(super) async fn authenticate_client(
         &self,
         credentials: Credentials,
         peer: Option<IpAddr>,
+        org: &Organization,
     ) -> Result<Arc<Client>, OAuthError> {
         let basic = credentials.method == AuthMethod::Basic;
-        let registry = self.registry.snapshot();
-        let client = registry.get(&credentials.client_id);
-        let remembered = client.and_then(|c| self.verified.lookup(c, &credentials.secret));
+        let client = org.clients.get(&credentials.client_id);
+        let remembered = client.and_then(|c| self.verified.lookup(&org.id, c, &credentials.secret));
         let matched = match remembered {
             Some(index) => {
                 metrics().secret_cache_hits.inc();
                 Some(index)
             }
-            None => self.check_secret(client, credentials, peer).await?,
+            None => self.check_secret(org, client, credentials, peer).await?,
         };
         let refused = |why| Err(OAuthError::invalid_client(why, basic));
         let (Some(client), Some(index)) = (client, matched) else {
@@ -97,6 +103,9 @@ impl Issuer {
         if !client.is_active(now) {
             return refused("the client has expired");
         }
+        if !org.policy.enabled {
+            return refused("the organisation is disabled");
+        }
         Ok(client.clone())
     }
 
@@ -105,13 +114,19 @@ impl Issuer {
     /// overloaded verifier (503) counts as neither.
     async fn check_secret(
         &self,
+        org: &Organization,
         client: Option<&Arc<Client>>,
         credentials: Credentials,
         peer: Option<IpAddr>,
     ) -> Result<Option<usize>, OAuthError> {
+        // The same id in two organisations names two clients, counted apart.
+        let counted_as = match org.claim() {
+            Some(org) => format!("{org}/{}", credentials.client_id),
+            None => credentials.client_id.clone(),
+        };
         let attempt = self
             .throttle
-            .begin(&credentials.client_id, peer)
+            .begin(&counted_as, peer)
             .map_err(OAuthError::slow_down)?;
         let hashes = client.map_or_else(Vec::new, |c| {
             c.secrets.iter().map(|s| s.hash.clone()).collect()
@@ -123,7 +138,7 @@ impl Issuer {
             .await
             .map_err(|_| OAuthError::temporarily_unavailable())?;
         match (client, matched) {
-            (Some(client), Some(index)) => self.verified.remember(client, &secret, index),
+            (Some(client), Some(index)) => self.verified.remember(&org.id, client, &secret, index),
             _ => attempt.failed(),
         }
         Ok(matched)
@@ -133,19 +148,31 @@ impl Issuer {
         &self,
         req: TokenRequest,
         peer: Option<IpAddr>,
+        org: &Organization,
     ) -> Result<(Reply, Arc<Client>), OAuthError> {
-        let client = &self.authenticate_client(req.credentials, peer).await?;
+        let basic = req.credentials.method == AuthMethod::Basic;
+        let client = &self.authenticate_client(req.credentials, peer, org).await?;
+        if org.policy.require_role && !org.has_own_role(client) {
+            return Err(OAuthError::invalid_client(
+                "the organisation requires a role and this client has none beyond the defaults; an administrator must assign one",
+                basic,
+            ));
+        }
         let now = OffsetDateTime::now_utc();
         let scope = granted_scope(client, req.scope)?;
         let keys = self.keys.snapshot();
+        let lifetime = client
+            .token_lifetime
+            .unwrap_or(self.config.default_token_lifetime);
         let grant = Grant {
-            issuer: &self.config.issuer,
+            org,
             audience: &self.config.audience,
             client,
             scope,
-            lifetime: client
-                .token_lifetime
-                .unwrap_or(self.config.default_token_lifetime),
+            lifetime: org
+                .policy
+                .max_token_lifetime
+                .map_or(lifetime, |max| lifetime.min(max)),
         };
         let minted = mint(&grant, keys.signing_key(), now).map_err(|e| {
             tracing::error!(error = %e, "signing a token failed");

@@ -24,4 +24,7 @@ pub struct AccessClaims {
     pub scope: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// The organisation whose issuer signed it; absent under a single issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
 }

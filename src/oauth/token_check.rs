@@ -12,10 +12,12 @@ pub struct ActiveToken {
     pub scope: String,
     pub issued_at: i64,
     pub expires_at: i64,
+    /// The organisation that issued it (`None` under a single issuer).
+    pub org_id: Option<String>,
 }
 
 /// Decides whether a token is currently valid: signature, claims, and the registry's word on
-/// its client (exists, enabled, unexpired, not revoked).
+/// its organisation (exists, enabled) and its client (exists, enabled, unexpired, not revoked).
 #[async_trait]
 pub trait TokenCheck: Send + Sync {
     /// The active token, or why it is not (a fixed description, never the token).

@@ -24,12 +24,22 @@ pub fn validate(sources: &[Source], limits: &Limits) -> Result<Registry, Problem
 /// whose id is defined once, and every problem. A client with any problem, or whose id is
 /// defined twice, is left out, so the registry never grants more than the files do.
 pub fn read_clients(sources: &[Source], limits: &Limits) -> (Registry, Problems) {
+    read_clients_within(sources, limits, None)
+}
+
+/// [`read_clients`] of files that may also hold an `[organization]` table (read by
+/// [`super::org_file`]), whose clients may hold only the scopes in `allowed_scopes`.
+pub fn read_clients_within(
+    sources: &[Source],
+    limits: &Limits,
+    allowed_scopes: Option<&[String]>,
+) -> (Registry, Problems) {
     let mut problems = Problems::default();
     let mut clients = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut duplicated = Vec::new();
     for source in sources {
-        for table in parse_file(source, limits, &mut problems) {
+        for table in parse_file(source, limits, allowed_scopes, &mut problems) {
             let Some(id) = table.id else { continue };
             if let Some(first) = seen.get(&id) {
                 let field = format!("client {id:?}.id");
@@ -107,7 +117,12 @@ struct ClientTable {
 /// Every `[[client]]` table of one file; nothing when the file is not valid TOML.
 ///
 /// Each table is read on its own, so a missing or unknown field costs only its own client.
-fn parse_file(source: &Source, limits: &Limits, problems: &mut Problems) -> Vec<ClientTable> {
+fn parse_file(
+    source: &Source,
+    limits: &Limits,
+    allowed_scopes: Option<&[String]>,
+    problems: &mut Problems,
+) -> Vec<ClientTable> {
     let mut table: toml::Table = match toml::from_str(&source.text) {
         Ok(table) => table,
         Err(e) => {
@@ -127,11 +142,19 @@ fn parse_file(source: &Source, limits: &Limits, problems: &mut Problems) -> Vec<
             Vec::new()
         }
     };
-    for unknown in table.keys() {
+    let expected = if allowed_scopes.is_some() {
+        "`organization` or `client`"
+    } else {
+        "`client`"
+    };
+    for unknown in table
+        .keys()
+        .filter(|k| allowed_scopes.is_none() || *k != "organization")
+    {
         problems.push(
             &source.path,
             "",
-            format!("unknown field `{unknown}`, expected `client`"),
+            format!("unknown field `{unknown}`, expected {expected}"),
         );
     }
     let lines = client_lines(&source.text);
@@ -139,6 +162,7 @@ fn parse_file(source: &Source, limits: &Limits, problems: &mut Problems) -> Vec<
         path: &source.path,
         line: None,
         limits,
+        allowed_scopes,
         problems,
     };
     tables
@@ -196,6 +220,8 @@ struct ClientChecker<'a> {
     /// Line of the client table being checked.
     line: Option<usize>,
     limits: &'a Limits,
+    /// An organisation's `scopes`: a client may hold no other.
+    allowed_scopes: Option<&'a [String]>,
     problems: &'a mut Problems,
 }
 
@@ -224,6 +250,16 @@ impl ClientChecker<'_> {
             );
         }
         self.tokens(&at, "scopes", &raw.scopes);
+        if let Some(allowed) = self.allowed_scopes {
+            for (i, scope) in raw.scopes.iter().enumerate() {
+                if !allowed.contains(scope) {
+                    self.problem(
+                        &format!("{at}.scopes[{i}]"),
+                        format!("{scope:?} is not in the organisation's scopes"),
+                    );
+                }
+            }
+        }
         self.tokens(&at, "roles", &raw.roles);
         let token_lifetime = raw.token_lifetime.as_deref().and_then(|text| {
             let lifetime = self.parsed(&format!("{at}.token_lifetime"), parse_duration(text))?;
@@ -333,15 +369,11 @@ pub fn check_argon2id_hash(hash: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 
     fn limits() -> Limits {
-        Limits {
-            min: Duration::from_secs(60),
-            max: Duration::from_secs(3600),
-        }
+        Limits::DEFAULT
     }
 
     fn load_text(text: &str) -> Result<Registry, Problems> {

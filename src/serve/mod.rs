@@ -44,31 +44,32 @@ pub fn serve(config: Config, config_path: &Path) -> Result<(), Problems> {
     unsafe {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
-    let registry = registry::file::load(&config.registry.path, &config.issuer.lifetimes)?;
+    let orgs = registry::load(
+        &config.issuer.issuers,
+        &config.registry.path,
+        &config.issuer.lifetimes,
+    )?;
     let keys = KeySet::load_or_generate(
         &config.issuer.keys_dir,
         config.issuer.algorithm,
         config.issuer.key_activation_delay,
     )?;
     tracing::info!(
-        clients = registry.len(),
+        organizations = orgs.len(),
+        clients = orgs.client_count(),
         kid = %keys.signing_key().kid,
         algorithm = keys.signing_key().algorithm.name(),
         "registry and keys loaded"
     );
-    crate::metrics::metrics().registry_applied(registry.len(), true);
+    orgs.count(true);
     crate::metrics::metrics().config_valid.set(1);
     let listeners = listeners(&config);
     check_bindable(config_path, &listeners)?;
     exit_if_pingora_cannot_bind();
 
-    let registry = Arc::new(Store::new(registry));
+    let registry = Arc::new(Store::new(orgs));
     let keys = Arc::new(KeyStore::new(keys));
-    let issuer = Arc::new(Issuer::new(
-        config.issuer.clone(),
-        registry.clone(),
-        keys.clone(),
-    ));
+    let issuer = Arc::new(Issuer::new(config.issuer.clone(), keys.clone()));
     let verifier = TokenVerifier::new(keys.clone(), &config.issuer, &config.guard);
     let guard = Arc::new(Guard::new(verifier, registry.clone()));
     let edge = Arc::new(Live::new(Edge::new(&config, &config.issuer)));
@@ -79,7 +80,7 @@ pub fn serve(config: Config, config_path: &Path) -> Result<(), Problems> {
         ))),
         None => None,
     };
-    let reloader = Reloader::new(&config, registry, keys)
+    let reloader = Reloader::new(&config, registry.clone(), keys)
         .with_certificate(config.server.tls.clone().zip(certificate.clone()))
         .with_config(config_path.to_path_buf(), config.clone(), edge.clone());
     let serving: Vec<_> = listeners
@@ -106,7 +107,7 @@ pub fn serve(config: Config, config_path: &Path) -> Result<(), Problems> {
 
     let mut main = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(edge, issuer, guard),
+        Gateway::new(edge, registry, issuer, guard),
         "credgate",
     );
     let listen = config.server.listen.to_string();

@@ -8,12 +8,19 @@
 //! A reload parses and validates everything first, then swaps the snapshot whole. A registry or
 //! key set that fails validation is not applied: the previous one keeps serving, the problems
 //! are logged with their file and field, and the next change is tried again.
+//!
+//! With `[organizations]`, a reload reads only the organisation files the watcher named (all of
+//! them on SIGHUP, a Kubernetes `..data` swap, or an overflow of events), and rebuilds only
+//! those organisations; every other organisation's part of the snapshot is shared as it is. A
+//! file with problems is refused on its own: only its organisation is restricted, the others
+//! keep serving.
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,10 +33,11 @@ use tokio::sync::mpsc;
 use crate::config::Limits;
 use crate::config::{Config, TlsFiles};
 use crate::metrics::metrics;
-use crate::oauth::{KeySet, KeyStore, SigningAlgorithm};
+use crate::oauth::{IssuerTemplate, Issuers, KeySet, KeyStore, SigningAlgorithm};
 use crate::problems::Problems;
 use crate::proxy::{Edge, EdgeStore};
-use crate::registry::{file, validate, Store};
+use crate::registry::org_file::{org_id_of, read_org, OrgRead};
+use crate::registry::{file, validate, Organization, Organizations, Store};
 use crate::serve::tls::CertStore;
 
 /// How long to wait for a burst of file events to settle before reloading.
@@ -59,6 +67,8 @@ struct ConfigFile {
 
 /// Reloads the registry into its store, and the keys into theirs.
 pub struct Reloader {
+    /// The single issuer, or the template that makes each organisation's.
+    issuers: Issuers,
     registry_path: PathBuf,
     /// Whether `registry_path` was a directory at start; a reload that finds the other kind is
     /// refused (a file replaced by a directory would otherwise read as an empty registry).
@@ -67,6 +77,10 @@ pub struct Reloader {
     registry: Arc<Store>,
     /// Hash of the registry files last applied, to skip reloads that change nothing.
     applied: AtomicU64,
+    /// With organisations: the hash of each organisation file last read, and the files refused.
+    org_files: Mutex<OrgFiles>,
+    /// Set when file events were dropped: the next registry reload reads every file.
+    rescan: Arc<AtomicBool>,
     keys_dir: PathBuf,
     algorithm: SigningAlgorithm,
     key_activation_delay: Duration,
@@ -78,6 +92,42 @@ pub struct Reloader {
     config: Option<ConfigFile>,
     /// Watch the files; without it only SIGHUP reloads.
     watch: bool,
+}
+
+/// What the reloader knows of the organisation files.
+#[derive(Default)]
+struct OrgFiles {
+    /// Hash of each file as last read.
+    prints: HashMap<PathBuf, u64>,
+    /// Files whose last version was refused.
+    refused: HashSet<PathBuf>,
+}
+
+/// One file as read for a reload.
+enum FileState {
+    Missing,
+    Unreadable(String),
+    Text(String),
+}
+
+impl FileState {
+    fn read(path: &Path) -> FileState {
+        match std::fs::read_to_string(path) {
+            Ok(text) => FileState::Text(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileState::Missing,
+            Err(e) => FileState::Unreadable(format!("cannot read: {e}")),
+        }
+    }
+
+    fn print(&self) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        match self {
+            FileState::Missing => 0u8.hash(&mut hasher),
+            FileState::Unreadable(e) => (1u8, e).hash(&mut hasher),
+            FileState::Text(text) => (2u8, text).hash(&mut hasher),
+        }
+        hasher.finish()
+    }
 }
 
 /// What a registry reload did.
@@ -112,8 +162,19 @@ impl Reloader {
     /// A reloader of the registry and keys `config` names into `registry` and `keys`.
     pub fn new(config: &Config, registry: Arc<Store>, keys: Arc<KeyStore>) -> Self {
         let registry_path = config.registry.path.clone();
-        let applied = fingerprint(&file::read_readable_sources(&registry_path).0);
+        let sources = file::read_readable_sources(&registry_path).0;
+        let applied = fingerprint(&sources);
+        let prints = sources
+            .into_iter()
+            .map(|s| (s.path, FileState::Text(s.text).print()))
+            .collect();
         Reloader {
+            issuers: config.issuer.issuers.clone(),
+            org_files: Mutex::new(OrgFiles {
+                prints,
+                refused: HashSet::new(),
+            }),
+            rescan: Arc::new(AtomicBool::new(false)),
             registry_is_dir: registry_path.is_dir(),
             registry_path,
             limits: config.issuer.lifetimes,
@@ -178,8 +239,23 @@ impl Reloader {
 
     /// Loads and validates the registry and swaps it in if it is valid and changed. Files with
     /// problems are refused, but never to the advantage of a client: what stays in service is
-    /// only what the previous registry and the readable part of the files both grant.
-    pub async fn reload_registry(&self) -> Result<Reloaded, Refused> {
+    /// only what the previous registry and the readable part of the files both grant. With
+    /// organisations, `changed` names the files to read (`None`: every one).
+    pub async fn reload_registry(
+        &self,
+        changed: Option<BTreeSet<PathBuf>>,
+    ) -> Result<Reloaded, Refused> {
+        match &self.issuers {
+            Issuers::Single(issuer) => self.reload_single(issuer).await,
+            Issuers::PerOrg(template) => {
+                let changed = changed.filter(|_| !self.rescan.swap(false, Ordering::AcqRel));
+                self.reload_orgs(template, changed).await
+            }
+        }
+    }
+
+    /// Reloads the single issuer's registry (a file or a directory), as a whole.
+    async fn reload_single(&self, issuer: &str) -> Result<Reloaded, Refused> {
         let (sources, mut problems) = self.read_settled().await;
         let print = fingerprint(&sources);
         if problems.is_empty() && print == self.applied.load(Ordering::Acquire) {
@@ -190,20 +266,113 @@ impl Reloader {
         problems.0.extend(found.0);
         self.applied.store(print, Ordering::Release);
         if problems.is_empty() {
-            let clients = readable.len();
-            self.registry.replace(readable);
-            return Ok(Reloaded::Applied(clients));
+            let orgs = Organizations::single(issuer, readable);
+            orgs.count(true);
+            self.registry.replace(orgs);
+            return Ok(Reloaded::Applied(self.registry.snapshot().client_count()));
         }
         let previous = self.registry.snapshot();
-        let restricted = previous.restrict(&readable);
-        let taken_out = previous
-            .sorted()
-            .into_iter()
-            .filter(|c| restricted.get(&c.id).is_none())
-            .map(|c| c.id.clone())
-            .collect();
-        let in_service = restricted.len();
-        self.registry.replace(restricted);
+        let mut orgs = (*previous).clone();
+        let mut taken_out = Vec::new();
+        if let Some(org) = previous.get("") {
+            let restricted = org.restrict(None, &readable);
+            taken_out = left_out(org, &restricted);
+            orgs.insert(restricted);
+        }
+        orgs.count(false);
+        let in_service = orgs.client_count();
+        self.registry.replace(orgs);
+        Err(Refused {
+            problems,
+            in_service,
+            taken_out,
+        })
+    }
+
+    /// Reloads the organisation files `changed` (`None`: every file in the directory, and every
+    /// one read before): each valid file replaces its organisation, a removed one takes its
+    /// organisation out, a refused one restricts its organisation to what both versions grant.
+    async fn reload_orgs(
+        &self,
+        template: &IssuerTemplate,
+        changed: Option<BTreeSet<PathBuf>>,
+    ) -> Result<Reloaded, Refused> {
+        let paths: BTreeSet<PathBuf> = match changed {
+            Some(paths) => paths,
+            None => {
+                let listed = file::source_files(&self.registry_path).unwrap_or_default();
+                let known = self.org_files.lock().expect("not poisoned").prints.clone();
+                listed.into_iter().chain(known.into_keys()).collect()
+            }
+        };
+        let reads = read_files_settled(&paths).await;
+        let mut files = self.org_files.lock().expect("not poisoned");
+        let previous = self.registry.snapshot();
+        let mut orgs = (*previous).clone();
+        let (mut problems, mut taken_out, mut changed_any) =
+            (Problems::default(), Vec::new(), false);
+        for (path, state) in reads {
+            let print = state.print();
+            if files.prints.get(&path) == Some(&print) {
+                continue;
+            }
+            changed_any = true;
+            let old = org_id_of(&path)
+                .ok()
+                .and_then(|id| previous.get(&id).cloned());
+            let read = match state {
+                FileState::Missing => {
+                    files.prints.remove(&path);
+                    files.refused.remove(&path);
+                    if let Some(old) = old {
+                        taken_out.extend(qualified(&old, old.clients.sorted()));
+                        orgs.remove(&old.id);
+                    }
+                    continue;
+                }
+                FileState::Unreadable(e) => OrgRead {
+                    id: None,
+                    policy: None,
+                    clients: Default::default(),
+                    problems: Problems::one(&path, e),
+                },
+                FileState::Text(text) => read_org(
+                    &file::Source {
+                        path: path.clone(),
+                        text,
+                    },
+                    &self.limits,
+                ),
+            };
+            files.prints.insert(path.clone(), print);
+            let (policy, readable) = (read.policy.clone(), read.clients.clone());
+            match read.organization(template) {
+                Ok(org) => {
+                    files.refused.remove(&path);
+                    orgs.insert(org);
+                }
+                Err(found) => {
+                    problems.0.extend(found.0);
+                    files.refused.insert(path.clone());
+                    if let Some(old) = old {
+                        let restricted = old.restrict(policy.as_ref(), &readable);
+                        taken_out.extend(left_out(&old, &restricted));
+                        orgs.insert(restricted);
+                    }
+                }
+            }
+        }
+        if !changed_any {
+            return Ok(Reloaded::Unchanged);
+        }
+        let valid = files.refused.is_empty();
+        drop(files);
+        orgs.count(valid);
+        let in_service = orgs.client_count();
+        self.registry.replace(orgs);
+        if problems.is_empty() {
+            return Ok(Reloaded::Applied(in_service));
+        }
         Err(Refused {
             problems,
             in_service,
@@ -262,10 +431,11 @@ impl Reloader {
     }
 
     /// Reloads `target` and logs the outcome; `asked` (SIGHUP) logs even a reload that changed
-    /// nothing, so whoever sent the signal sees an answer.
-    async fn reload(&self, target: Target, asked: bool) {
+    /// nothing, so whoever sent the signal sees an answer. `changed` names the registry files
+    /// the watcher saw change (`None`: read them all).
+    async fn reload(&self, target: Target, asked: bool, changed: Option<BTreeSet<PathBuf>>) {
         match target {
-            Target::Registry => match self.reload_registry().await {
+            Target::Registry => match self.reload_registry(changed).await {
                 Ok(Reloaded::Applied(clients)) => {
                     metrics().registry_reloaded(clients, true);
                     tracing::info!(clients, "registry reloaded");
@@ -354,11 +524,15 @@ impl Reloader {
     /// `only`, events count only when they name one of those files, or a `..`-prefixed entry
     /// (Kubernetes swaps a `..data` symlink to update a mounted ConfigMap or Secret): a log file
     /// written beside a certificate must not reload it several times a second.
+    ///
+    /// Each event goes out with the paths it names; when the channel is full, `overflow` is set
+    /// instead, so the next reload reads every file rather than miss one.
     fn watch(
         path: &Path,
         target: Target,
         only: Option<Vec<std::ffi::OsString>>,
-        events: mpsc::Sender<Target>,
+        events: mpsc::Sender<(Target, Vec<PathBuf>)>,
+        overflow: Arc<AtomicBool>,
     ) -> notify::Result<RecommendedWatcher> {
         let dir = if path.is_dir() {
             path.to_path_buf()
@@ -379,13 +553,75 @@ impl Reloader {
                         })
                     }),
                 };
-                if event.is_ok_and(|e| !e.kind.is_access() && concerns(&e)) {
-                    // A full channel already holds a pending reload; dropping this one loses nothing.
-                    let _ = events.try_send(target);
+                if let Some(event) = event.ok().filter(|e| !e.kind.is_access() && concerns(e)) {
+                    if events.try_send((target, event.paths)).is_err() {
+                        overflow.store(true, Ordering::Release);
+                    }
                 }
             })?;
         watcher.watch(&dir, RecursiveMode::NonRecursive)?;
         Ok(watcher)
+    }
+}
+
+/// The clients of `old` that `restricted` no longer has, as `org/client` (or `client` for the
+/// single issuer), for the log line of a refused reload.
+fn left_out(old: &Organization, restricted: &Organization) -> Vec<String> {
+    qualified(
+        old,
+        old.clients
+            .sorted()
+            .into_iter()
+            .filter(|c| restricted.clients.get(&c.id).is_none())
+            .collect(),
+    )
+}
+
+fn qualified(org: &Organization, clients: Vec<&Arc<crate::registry::Client>>) -> Vec<String> {
+    clients
+        .into_iter()
+        .map(|c| match org.claim() {
+            Some(id) => format!("{id}/{}", c.id),
+            None => c.id.clone(),
+        })
+        .collect()
+}
+
+/// Reads `paths` until two reads `SETTLE` apart agree (see [`Reloader::read_settled`]).
+async fn read_files_settled(paths: &BTreeSet<PathBuf>) -> Vec<(PathBuf, FileState)> {
+    let read = || -> Vec<(PathBuf, FileState)> {
+        paths
+            .iter()
+            .map(|p| (p.clone(), FileState::read(p)))
+            .collect()
+    };
+    let prints = |files: &[(PathBuf, FileState)]| -> Vec<u64> {
+        files.iter().map(|(_, f)| f.print()).collect()
+    };
+    let mut files = read();
+    for _ in 0..SETTLE_TRIES {
+        tokio::time::sleep(SETTLE).await;
+        let again = read();
+        let same = prints(&again) == prints(&files);
+        files = again;
+        if same {
+            break;
+        }
+    }
+    files
+}
+
+impl Reloader {
+    /// The organisation files among event `paths`; `None` when an event names anything else
+    /// (the directory itself, a `..data` swap): then every file is read.
+    fn org_files_named(&self, paths: impl Iterator<Item = PathBuf>) -> Option<BTreeSet<PathBuf>> {
+        paths
+            .map(|path| {
+                let name = path.file_name()?.to_str()?;
+                let plain = !name.starts_with('.') && name.ends_with(".toml");
+                (plain && path.parent() == Some(self.registry_path.as_path())).then_some(path)
+            })
+            .collect()
     }
 }
 
@@ -417,7 +653,7 @@ fn fingerprint(sources: &[file::Source]) -> u64 {
 #[async_trait]
 impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let (tx, mut rx) = mpsc::channel(16);
+        let (tx, mut rx) = mpsc::channel(1024);
         let mut watchers = Vec::new();
         let name = |path: &Path| path.file_name().map(|n| n.to_owned()).into_iter().collect();
         let mut watched: Vec<(&Path, Target, Option<Vec<_>>)> = if !self.watch {
@@ -442,7 +678,7 @@ impl BackgroundService for Reloader {
             watched.push((&config.path, Target::Config, Some(name(&config.path))));
         }
         for (path, target, only) in watched {
-            match Self::watch(path, target, only, tx.clone()) {
+            match Self::watch(path, target, only, tx.clone(), self.rescan.clone()) {
                 Ok(watcher) => watchers.push(watcher),
                 Err(e) => {
                     tracing::error!(path = %path.display(), error = %e, "cannot watch; reload with SIGHUP")
@@ -460,21 +696,28 @@ impl BackgroundService for Reloader {
         loop {
             tokio::select! {
                 Some(()) = async { hangups.as_mut()?.recv().await } => {
-                    self.reload(Target::Registry, true).await;
-                    self.reload(Target::Keys, true).await;
-                    self.reload(Target::Certificate, true).await;
-                    self.reload(Target::Config, true).await;
+                    self.reload(Target::Registry, true, None).await;
+                    self.reload(Target::Keys, true, None).await;
+                    self.reload(Target::Certificate, true, None).await;
+                    self.reload(Target::Config, true, None).await;
                 }
                 Some(first) = rx.recv() => {
                     tokio::time::sleep(DEBOUNCE).await;
-                    let mut targets = vec![first];
-                    while let Ok(more) = rx.try_recv() {
+                    let mut targets = vec![first.0];
+                    let mut changed = self.org_files_named(first.1.into_iter());
+                    while let Ok((more, paths)) = rx.try_recv() {
                         if !targets.contains(&more) {
                             targets.push(more);
                         }
+                        if more == Target::Registry {
+                            changed = changed.zip(self.org_files_named(paths.into_iter())).map(|(mut a, b)| {
+                                a.extend(b);
+                                a
+                            });
+                        }
                     }
                     for target in targets {
-                        self.reload(target, false).await;
+                        self.reload(target, false, changed.clone()).await;
                     }
                 }
                 _ = shutdown.changed() => return,

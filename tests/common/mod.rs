@@ -65,6 +65,11 @@ pub struct Setup {
     pub issuer_url: Option<String>,
     /// `[issuer] keys_dir`, when not `keys` in the home directory (instances sharing keys).
     pub keys_dir: Option<PathBuf>,
+    /// `[organizations] issuer_template` (`PORT` stands for the gateway's port): serve the
+    /// organisation files of `orgs/` in the home directory instead of a registry.
+    pub issuer_template: Option<String>,
+    /// Organisation files written into `orgs/` at start: (`acme`, text of `acme.toml`).
+    pub org_files: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -81,7 +86,21 @@ impl Setup {
             home: None,
             issuer_url: None,
             keys_dir: None,
+            issuer_template: None,
+            org_files: Vec::new(),
         }
+    }
+
+    /// Serves organisations from `orgs/` in the home directory, with `template` (`PORT` stands
+    /// for the gateway's port) and these organisation files (id, text).
+    pub fn organizations(template: &str, files: &[(&str, String)]) -> Self {
+        let mut setup = Setup::new("");
+        setup.issuer_template = Some(template.into());
+        setup.org_files = files
+            .iter()
+            .map(|(id, text)| (id.to_string(), text.clone()))
+            .collect();
+        setup
     }
 
     /// Serves the registry at `path` as it is (the test manages its files).
@@ -138,7 +157,15 @@ impl Gateway {
             }
         };
         let registry = home.join("clients.toml");
-        if setup.home.is_none() || !registry.exists() {
+        if setup.issuer_template.is_some() {
+            let orgs = home.join("orgs");
+            if !orgs.exists() {
+                std::fs::create_dir(&orgs).expect("orgs dir");
+                for (id, text) in &setup.org_files {
+                    std::fs::write(orgs.join(format!("{id}.toml")), text).expect("org file");
+                }
+            }
+        } else if setup.home.is_none() || !registry.exists() {
             std::fs::write(&registry, &setup.registry).expect("write registry");
         }
         // A port picked free can be taken by someone else before we bind it: retry then.
@@ -377,6 +404,35 @@ pub fn cli(config: &Path, args: &[&str]) -> std::process::Output {
 
 fn write_config(home: &Path, port: u16, admin_port: u16, setup: &Setup) -> PathBuf {
     let path = home.join("credgate.toml");
+    let (issuer, registry) = match &setup.issuer_template {
+        None => (
+            format!(
+                "issuer = \"{}\"",
+                setup
+                    .issuer_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://127.0.0.1:{port}"))
+            ),
+            format!(
+                "[registry]\npath = \"{}\"\nwatch = {}",
+                setup
+                    .registry_path
+                    .clone()
+                    .unwrap_or_else(|| home.join("clients.toml"))
+                    .display(),
+                setup.watch
+            ),
+        ),
+        Some(template) => (
+            String::new(),
+            format!(
+                "[organizations]\ndir = \"{}\"\nissuer_template = \"{}\"\nwatch = {}",
+                home.join("orgs").display(),
+                template.replace("PORT", &port.to_string()),
+                setup.watch
+            ),
+        ),
+    };
     let text = format!(
         r#"[server]
 listen = "127.0.0.1:{port}"
@@ -384,38 +440,26 @@ grace_period = "{grace_period}"
 {server_extra}
 
 [issuer]
-issuer = "{issuer}"
+{issuer}
 keys_dir = "{keys}"
 audience = "test-api"
 max_token_lifetime = "2h"
 {issuer_extra}
 
-[registry]
-path = "{registry}"
-watch = {watch}
+{registry}
 
 [admin]
 listen = "127.0.0.1:{admin_port}"
 
 {tables}
 "#,
-        issuer = setup
-            .issuer_url
-            .clone()
-            .unwrap_or_else(|| format!("http://127.0.0.1:{port}")),
         keys = setup
             .keys_dir
             .clone()
             .unwrap_or_else(|| home.join("keys"))
             .display(),
-        registry = setup
-            .registry_path
-            .clone()
-            .unwrap_or_else(|| home.join("clients.toml"))
-            .display(),
         server_extra = setup.server_extra,
         grace_period = setup.grace_period,
-        watch = setup.watch,
         issuer_extra = setup.issuer_extra,
         tables = setup.tables,
     );

@@ -72,12 +72,15 @@ fn test(args: &[String]) -> Result<(), String> {
 }
 
 /// What the test suite runs besides cargo: cmake for the build, nextest, Prometheus's
-/// `promtool` (the metrics test lints the exposition with it), python3 (a real WSGI upstream).
+/// `promtool` (the metrics test lints the exposition with it), python3 (a real WSGI upstream),
+/// and Node with `openid-client` (a real OAuth client that discovers each organisation).
 fn test_tools(tools: &mut Tools) -> Result<(), String> {
     tools.cmake()?;
     tools.nextest()?;
     tools.debian("promtool", "prometheus")?;
-    tools.require("python3")
+    tools.require("python3")?;
+    tools.require("node")?;
+    tools.npm_ci("tests/oauth-client")
 }
 
 fn ci() -> Result<(), String> {

@@ -97,6 +97,28 @@ impl Tools {
             .ok_or_else(|| format!("{program} is missing"))
     }
 
+    /// Installs the npm packages of the package directory `dir` (relative to the repository
+    /// root) exactly as its lock file says, unless they already are.
+    pub fn npm_ci(&self, dir: &str) -> Result<(), String> {
+        let root = self.root.join(dir);
+        let lock = root.join("package-lock.json");
+        let installed = root.join("node_modules/.package-lock.json");
+        let fresh = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+        if fresh(&installed).is_some() && fresh(&installed) >= fresh(&lock) {
+            return Ok(());
+        }
+        self.require("npm")?;
+        let status = self
+            .command("npm", &["ci", "--no-audit", "--no-fund", "--prefix", dir])
+            .status()
+            .map_err(|e| format!("cannot run npm: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("npm ci in {dir} failed ({status})"))
+        }
+    }
+
     /// Adds rustup components when rustup is there (a toolchain without rustup has them or not).
     pub fn rustup_components(&self, components: &[&str]) {
         if self.find("rustup").is_some() {
