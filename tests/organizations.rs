@@ -675,3 +675,172 @@ async fn a_token_whose_iss_and_org_id_disagree_is_refused() {
     }
     assert_eq!(upstream.seen().len(), 1);
 }
+
+fn run(gw: &Gateway, args: &[&str]) -> (bool, String, String) {
+    let output = gw.cli(args);
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_manages_organisations_and_their_clients_while_serving() {
+    let gw = Setup::organizations("http://127.0.0.1:PORT/{org}", &[]).start();
+    let (ok, out, err) = run(
+        &gw,
+        &[
+            "org",
+            "add",
+            "acme",
+            "--name",
+            "Acme Corp",
+            "--scope",
+            "payroll.read",
+            "--default-role",
+            "tenant-member",
+            "--max-token-lifetime",
+            "30m",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("Created organisation \"acme\""), "{out}");
+    for (args, expected) in [
+        (
+            &["org", "add", "acme", "--name", "Again"][..],
+            "already exists",
+        ),
+        (
+            &["org", "add", "Acme", "--name", "X"][..],
+            "not an organisation id",
+        ),
+        (&["org", "add", "manage", "--name", "X"][..], "reserved"),
+        (
+            &[
+                "org",
+                "add",
+                "x",
+                "--name",
+                "X",
+                "--max-token-lifetime",
+                "9h",
+            ][..],
+            "longer than",
+        ),
+        (
+            &["client", "add", "--name", "App"][..],
+            "name one with --org",
+        ),
+        (
+            &["client", "add", "--org", "nope", "--name", "App"][..],
+            "no organisation \"nope\"",
+        ),
+        (
+            &[
+                "client",
+                "add",
+                "--org",
+                "acme",
+                "--name",
+                "App",
+                "--scope",
+                "payroll.write",
+            ][..],
+            "not in the organisation's scopes",
+        ),
+    ] {
+        let (ok, _, err) = run(&gw, args);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+
+    let (ok, out, err) = run(
+        &gw,
+        &[
+            "client",
+            "add",
+            "--org",
+            "acme",
+            "--name",
+            "App",
+            "--scope",
+            "payroll.read",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(out.trim()).unwrap();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    let (ok, out, _) = run(&gw, &["client", "list", "--org", "acme"]);
+    assert!(ok && out.contains("app"), "{out}");
+    let (ok, out, _) = run(&gw, &["org", "list"]);
+    assert!(ok, "{out}");
+    let row = out.lines().find(|l| l.starts_with("acme")).unwrap();
+    assert!(
+        row.contains("enabled") && row.contains("payroll.read") && row.contains("Acme Corp"),
+        "{row}"
+    );
+    let (ok, out, _) = run(&gw, &["org", "show", "acme"]);
+    assert!(
+        ok && out.contains("tenant-member") && out.contains("30m"),
+        "{out}"
+    );
+
+    // The running gateway picked the new organisation and client up.
+    eventually("acme's client gets a token", || async {
+        token_at(&gw, "/acme/connect/token", "app", &secret)
+            .await
+            .status()
+            == 200
+    })
+    .await;
+    let token = access_token(&gw, "acme", "app", &secret).await;
+    assert_eq!(
+        claims(&token)["roles"],
+        serde_json::json!(["tenant-member"])
+    );
+
+    let (ok, out, err) = run(&gw, &["secret", "add", "app", "--org", "acme", "--json"]);
+    assert!(ok, "{err}");
+    let second: Value = serde_json::from_str(out.trim()).unwrap();
+    let second = second["client_secret"].as_str().unwrap().to_owned();
+    eventually("the second secret works", || async {
+        token_at(&gw, "/acme/connect/token", "app", &second).await.status() == 200
+    })
+    .await;
+
+    let (ok, _, err) = run(&gw, &["org", "disable", "acme"]);
+    assert!(ok, "{err}");
+    eventually("acme disabled", || async {
+        token_at(&gw, "/acme/connect/token", "app", &secret)
+            .await
+            .status()
+            == 401
+    })
+    .await;
+    let (ok, _, err) = run(&gw, &["org", "enable", "acme"]);
+    assert!(ok, "{err}");
+    eventually("acme enabled", || async {
+        token_at(&gw, "/acme/connect/token", "app", &secret)
+            .await
+            .status()
+            == 200
+    })
+    .await;
+
+    let (ok, _, err) = run(&gw, &["org", "remove", "acme"]);
+    assert!(
+        !ok && err.contains("1 client(s)") && err.contains("--force"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&gw, &["org", "remove", "acme", "--force"]);
+    assert!(ok, "{err}");
+    eventually("acme removed", || async {
+        token_at(&gw, "/acme/connect/token", "app", &secret)
+            .await
+            .status()
+            == 404
+    })
+    .await;
+}

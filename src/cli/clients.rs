@@ -13,6 +13,7 @@ use crate::issuer::secrets::{generate_secret, hash_secret};
 use crate::registry::atomic;
 use crate::registry::edit::RegistryDocument;
 use crate::registry::file::{self, Source};
+use crate::registry::org_file::read_org;
 use crate::registry::validate::{self, is_valid_client_id};
 use crate::registry::{Client, Secret};
 use crate::timefmt::{format_duration, format_instant, parse_duration, parse_expiry};
@@ -309,6 +310,9 @@ pub struct RegistryTarget {
     pub path: PathBuf,
     pub limits: Limits,
     pub may_create: bool,
+    /// `Some(id)`: `path` is the file of organisation `id` (`credgate org add` creates it), and
+    /// its `[organization]` policy bounds what its clients may hold.
+    pub org: Option<String>,
 }
 
 /// What a file holds once its last client is removed: a registry file is never left with zero
@@ -325,7 +329,33 @@ impl RegistryFiles<'_> {
     }
 
     fn load(&self) -> anyhow::Result<crate::registry::Registry> {
-        Ok(file::load(self.root(), &self.0.limits)?)
+        self.exists()?;
+        let sources = file::read_sources(self.root())?;
+        Ok(self.validate(&sources)?)
+    }
+
+    /// An organisation's file must exist: `credgate org add` creates it.
+    fn exists(&self) -> anyhow::Result<()> {
+        match &self.0.org {
+            Some(org) if !self.root().is_file() => bail!(
+                "no organisation {org:?} ({} does not exist); create it with `credgate org add {org} --name NAME`",
+                self.root().display()
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The registry `sources` make, or every problem: an organisation's file is checked
+    /// against its own policy.
+    fn validate(
+        &self,
+        sources: &[Source],
+    ) -> Result<crate::registry::Registry, crate::problems::Problems> {
+        if self.0.org.is_none() {
+            return validate::validate(sources, &self.0.limits);
+        }
+        let read = read_org(&sources[0], &self.0.limits);
+        read.problems.into_result(read.clients)
     }
 
     /// Applies `change` to the file that defines client `id`.
@@ -334,6 +364,7 @@ impl RegistryFiles<'_> {
         id: &str,
         change: impl FnOnce(&mut RegistryDocument) -> Result<(), String>,
     ) -> anyhow::Result<PathBuf> {
+        self.exists()?;
         let sources = file::read_sources(self.root())?;
         let index = sources
             .iter()
@@ -349,6 +380,7 @@ impl RegistryFiles<'_> {
         id: &str,
         change: impl FnOnce(&mut RegistryDocument) -> Result<(), String>,
     ) -> anyhow::Result<PathBuf> {
+        self.exists()?;
         let root = self.root();
         if !root.exists() && !self.0.may_create {
             bail!(
@@ -402,7 +434,7 @@ impl RegistryFiles<'_> {
         if emptied && in_directory {
             sources.remove(index);
         }
-        validate::validate(&sources, &self.0.limits)
+        self.validate(&sources)
             .context("the change was not written because the registry would be invalid")?;
         if emptied && in_directory {
             atomic::remove_durably(&path)

@@ -3,6 +3,7 @@
 
 mod clients;
 mod keys;
+mod orgs;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,6 +31,10 @@ struct Cli {
     /// Let a registry command create the `--registry` file when it does not exist yet.
     #[arg(long, global = true)]
     create: bool,
+    /// The organisation whose clients a `client` or `secret` command manages (with
+    /// `[organizations]`, required).
+    #[arg(long, global = true, value_name = "ID")]
+    org: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -40,6 +45,9 @@ enum Command {
     Serve,
     /// Validate the config, the registry and the keys; print every problem.
     Check,
+    /// Manage organisations (with `[organizations]`).
+    #[command(subcommand)]
+    Org(orgs::OrgCommand),
     /// Manage API clients.
     #[command(subcommand)]
     Client(clients::ClientCommand),
@@ -87,12 +95,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if let Command::Client(_) | Command::Secret(_) = command {
         crate::serve::logging::init(&LogConfig::default());
-        let target = registry_target(cli.config.as_deref(), cli.registry, cli.create)?;
+        let target = registry_target(cli.config.as_deref(), cli.registry, cli.org, cli.create)?;
         return match command {
             Command::Client(command) => clients::client(&target, command),
             Command::Secret(command) => clients::secret(&target, command),
             _ => unreachable!("only registry commands get here"),
         };
+    }
+    if let Command::Org(command) = command {
+        crate::serve::logging::init(&LogConfig::default());
+        let (dir, limits) = orgs_dir(cli.config.as_deref(), cli.registry)?;
+        return orgs::org(&dir, &limits, command);
     }
     if let Command::Check = command {
         return check(&config_path, cli.registry);
@@ -106,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => Ok(crate::serve::serve(config, &config_path)?),
         Command::Keys(command) => keys::keys(&config, command),
         Command::Check
+        | Command::Org(_)
         | Command::Client(_)
         | Command::Secret(_)
         | Command::Completions { .. }
@@ -117,15 +131,76 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// against. Without `--registry` it is the config's. With it, the config is read only when
 /// given or present at the default path, for its token-lifetime bounds; never for anything else
 /// (a config whose upstreams do not resolve here must not stop a registry edit).
+///
+/// With `--org`, the target is that organisation's file in the organisations' directory (the
+/// config's `organizations.dir`, or `--registry`).
 fn registry_target(
     config: Option<&Path>,
     registry: Option<PathBuf>,
+    org: Option<String>,
     create: bool,
 ) -> anyhow::Result<clients::RegistryTarget> {
+    let target = registry_files(config, registry, create)?;
+    match (org, target.org_mode) {
+        (None, Some(true)) => anyhow::bail!(
+            "this gateway serves organisations ([organizations] in its config): name one with --org ID"
+        ),
+        (Some(_), Some(false)) => {
+            anyhow::bail!("--org needs a gateway config with an [organizations] section")
+        }
+        (Some(org), _) => {
+            if let Some(problem) = crate::oauth::issuer_url::org_id_problem(&org) {
+                anyhow::bail!("--org: {problem}");
+            }
+            Ok(clients::RegistryTarget {
+                path: target.path.join(format!("{org}.toml")),
+                limits: target.limits,
+                may_create: false,
+                org: Some(org),
+            })
+        }
+        (None, _) => Ok(clients::RegistryTarget {
+            path: target.path,
+            limits: target.limits,
+            may_create: target.may_create,
+            org: None,
+        }),
+    }
+}
+
+/// The directory of organisation files and the issuer's lifetime bounds, for `credgate org`.
+fn orgs_dir(
+    config: Option<&Path>,
+    registry: Option<PathBuf>,
+) -> anyhow::Result<(PathBuf, crate::config::Limits)> {
+    let target = registry_files(config, registry, false)?;
+    if target.org_mode == Some(false) {
+        anyhow::bail!("`credgate org` needs a gateway config with an [organizations] section");
+    }
+    Ok((target.path, target.limits))
+}
+
+/// Where the registry is, as the config (if one is read) and `--registry` say.
+struct RegistryFiles {
+    path: PathBuf,
+    limits: crate::config::Limits,
+    may_create: bool,
+    /// Whether the config read has `[organizations]`; `None` when no config was read.
+    org_mode: Option<bool>,
+}
+
+fn registry_files(
+    config: Option<&Path>,
+    registry: Option<PathBuf>,
+    create: bool,
+) -> anyhow::Result<RegistryFiles> {
     let default = Path::new(DEFAULT_CONFIG_PATH);
+    let org_mode =
+        |config: &Config| matches!(config.issuer.issuers, crate::oauth::Issuers::PerOrg(_));
     let Some(path) = registry else {
         let config = Config::load(config.unwrap_or(default))?;
-        return Ok(clients::RegistryTarget {
+        return Ok(RegistryFiles {
+            org_mode: Some(org_mode(&config)),
             path: config.registry.path,
             limits: config.issuer.lifetimes,
             may_create: true,
@@ -156,10 +231,11 @@ fn registry_target(
             (limits, false)
         }
     };
-    Ok(clients::RegistryTarget {
+    Ok(RegistryFiles {
         path,
         limits,
         may_create: create || names_it,
+        org_mode: loaded.as_ref().map(org_mode),
     })
 }
 

@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
 
 use super::model::{secret_reference, Client, Secret};
+use super::orgs::OrgPolicy;
 use crate::timefmt::{format_duration, format_instant};
 
 /// One registry file, open for editing.
@@ -125,6 +126,38 @@ impl RegistryDocument {
         }
         secrets.remove(index);
         Ok(())
+    }
+
+    /// A new organisation file: its `[organization]` table, and no clients yet.
+    pub fn new_organization(policy: &OrgPolicy) -> RegistryDocument {
+        let mut table = Table::new();
+        table["name"] = value(&policy.name);
+        table["enabled"] = value(policy.enabled);
+        table["scopes"] = value(Array::from_iter(policy.scopes.iter().flatten()));
+        table["default_roles"] = value(Array::from_iter(&policy.default_roles));
+        table["require_role"] = value(policy.require_role);
+        if let Some(max) = policy.max_token_lifetime {
+            table["max_token_lifetime"] = value(format_duration(max));
+        }
+        let mut doc = DocumentMut::new();
+        doc.insert("organization", Item::Table(table));
+        RegistryDocument { doc }
+    }
+
+    /// Sets `enabled` in the `[organization]` table.
+    pub fn set_organization_enabled(&mut self, enabled: bool) -> Result<(), String> {
+        let table = self
+            .doc
+            .get_mut("organization")
+            .and_then(Item::as_table_like_mut)
+            .ok_or("the file has no [organization] table")?;
+        table.insert("enabled", value(enabled));
+        Ok(())
+    }
+
+    /// How many `[[client]]` tables the file has.
+    pub fn client_count(&self) -> usize {
+        self.clients().map_or(0, ArrayOfTables::len)
     }
 
     fn clients(&self) -> Option<&ArrayOfTables> {
