@@ -2,7 +2,8 @@
 //!
 //! One binary issues signed JWT access tokens (RFC 9068) to API clients from a file-backed
 //! registry, publishes its keys and metadata, and — in front of protected upstreams —
-//! validates those tokens (RFC 6750) before Pingora proxies the request.
+//! validates those tokens (RFC 6750) before Pingora proxies the request. It serves one issuer,
+//! or one per customer organisation ([`registry::orgs`], [`oauth::issuer_url`]).
 //!
 //! # The layers, in the order a request meets them
 //!
@@ -11,8 +12,9 @@
 //!    it serves when the files change (registry, keys, certificate, config). Only `serve/`
 //!    and [`cli`] construct stores and services.
 //! 2. [`proxy`] holds the Pingora phases. `request_filter` checks the head ([`bounds`]),
-//!    resolves the canonical path ([`path`]) through the [`routes`] table, asks the one
-//!    component concerned, and writes the one [`reply::Outcome`] it answers with.
+//!    resolves the canonical path ([`path`]) and host through the [`routes`] table (which
+//!    also finds the request's organisation), asks the one component concerned, and writes
+//!    the one [`reply::Outcome`] it answers with.
 //! 3. The components, each testable without Pingora:
 //!    - [`issuer`], the token side: form parsing, client authentication (argon2id off the
 //!      event loop), minting, discovery and introspection;
@@ -20,8 +22,9 @@
 //!      a cache, the registry's word on the client at every request, route policy.
 //! 4. Below them, what both sides agree on: [`oauth`] (keys and JWKS, claims, scope syntax,
 //!    well-known paths, and [`oauth::TokenCheck`], which the guard implements and
-//!    introspection uses, so the two sides never import each other), the [`registry`] of
-//!    clients, and the typed [`config`].
+//!    introspection uses, so the two sides never import each other, and
+//!    [`oauth::Issuers`], where each issuer lives), the [`registry`] of organisations and
+//!    their clients, and the typed [`config`].
 //! 5. The ground floor any layer may use: [`path`], [`bounds`], [`reply`], [`problems`],
 //!    [`live`], [`timefmt`], [`metrics`]. Beside the proxy, pingora-free: [`forwarded`]
 //!    (the headers credgate asserts upstream), [`resolve`] (upstream names, looked up when

@@ -806,7 +806,10 @@ async fn the_cli_manages_organisations_and_their_clients_while_serving() {
     let second: Value = serde_json::from_str(out.trim()).unwrap();
     let second = second["client_secret"].as_str().unwrap().to_owned();
     eventually("the second secret works", || async {
-        token_at(&gw, "/acme/connect/token", "app", &second).await.status() == 200
+        token_at(&gw, "/acme/connect/token", "app", &second)
+            .await
+            .status()
+            == 200
     })
     .await;
 
