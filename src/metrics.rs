@@ -268,11 +268,12 @@ impl Metrics {
         }
     }
 
-    /// Records a reload: applied (`valid`), or refused with a restriction left in service.
-    pub fn registry_reloaded(&self, clients: usize, valid: bool) {
-        let result = if valid { "applied" } else { "rejected" };
+    /// Counts a reload: applied, or refused with a restriction left in service. (What is in
+    /// service then is recorded with [`Metrics::registry_applied`]: with organisations, an
+    /// applied file does not make the registry valid while another file is refused.)
+    pub fn registry_reloaded(&self, applied: bool) {
+        let result = if applied { "applied" } else { "rejected" };
         self.registry_reloads.with_label_values(&[result]).inc();
-        self.registry_applied(clients, valid);
     }
 
     /// Records a reload of the gateway config file.

@@ -410,6 +410,8 @@ async fn a_bad_organisation_file_is_refused_alone_and_files_come_and_go_while_se
             == 200
     })
     .await;
+    // Globex is still refused: the registry is not valid yet.
+    assert_eq!(gw.metrics().await["credgate_registry_valid"], 0.0);
     // ... and removing one takes it out, its tokens with it.
     std::fs::remove_file(gw.home.join("orgs/acme.toml")).unwrap();
     eventually("acme removed", || async {

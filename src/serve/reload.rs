@@ -437,13 +437,13 @@ impl Reloader {
         match target {
             Target::Registry => match self.reload_registry(changed).await {
                 Ok(Reloaded::Applied(clients)) => {
-                    metrics().registry_reloaded(clients, true);
+                    metrics().registry_reloaded(true);
                     tracing::info!(clients, "registry reloaded");
                 }
                 Ok(Reloaded::Unchanged) if asked => tracing::info!("registry reload: no change"),
                 Ok(Reloaded::Unchanged) => tracing::debug!("registry reload: no change"),
                 Err(refused) => {
-                    metrics().registry_reloaded(refused.in_service, false);
+                    metrics().registry_reloaded(false);
                     tracing::error!(
                         problems = %refused.problems.to_string().replace('\n', "; "),
                         clients = refused.in_service,
@@ -723,5 +723,120 @@ impl BackgroundService for Reloader {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::key_files;
+    use crate::testing::hash_secret;
+
+    fn org_file(name: &str, client: &str) -> String {
+        format!(
+            "[organization]\nname = \"{name}\"\nscopes = [\"s\"]\n\n[[client]]\nid = \"{client}\"\n\
+             name = \"C\"\nscopes = [\"s\"]\n\n[[client.secret]]\nhash = \"{}\"\n",
+            hash_secret("pw")
+        )
+    }
+
+    /// A reloader of organisation files in a temporary directory, with what it serves.
+    fn reloader(dir: &Path, orgs: &[&str]) -> (Reloader, Arc<Store>) {
+        let orgs_dir = dir.join("orgs");
+        std::fs::create_dir(&orgs_dir).unwrap();
+        for org in orgs {
+            std::fs::write(orgs_dir.join(format!("{org}.toml")), org_file(org, "app")).unwrap();
+        }
+        let keys_dir = dir.join("keys");
+        key_files::generate(&keys_dir, SigningAlgorithm::EdDSA).unwrap();
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:1\"\n[issuer]\nkeys_dir = \"{}\"\naudience = \"a\"\n\
+             [organizations]\ndir = \"{}\"\nissuer_template = \"https://x/{{org}}\"\n",
+            keys_dir.display(),
+            orgs_dir.display()
+        );
+        let config = Config::parse(Path::new("credgate.toml"), &text).unwrap();
+        let loaded = crate::registry::load(
+            &config.issuer.issuers,
+            &config.registry.path,
+            &config.issuer.lifetimes,
+        )
+        .unwrap();
+        let store = Arc::new(Store::new(loaded));
+        let keys = KeySet::load(&keys_dir, SigningAlgorithm::EdDSA, Duration::ZERO).unwrap();
+        let reloader = Reloader::new(&config, store.clone(), Arc::new(KeyStore::new(keys)));
+        (reloader, store)
+    }
+
+    #[tokio::test]
+    async fn a_changed_organisation_file_rebuilds_only_that_organisation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (reloader, store) = reloader(dir.path(), &["acme", "globex", "initech"]);
+        let before = store.snapshot();
+        let acme = dir.path().join("orgs/acme.toml");
+        std::fs::write(&acme, org_file("Acme Corp", "app2")).unwrap();
+
+        let changed = BTreeSet::from([acme.clone()]);
+        assert_eq!(
+            reloader
+                .reload_registry(Some(changed.clone()))
+                .await
+                .unwrap(),
+            Reloaded::Applied(3)
+        );
+        let after = store.snapshot();
+        for untouched in ["globex", "initech"] {
+            assert!(Arc::ptr_eq(
+                before.get(untouched).unwrap(),
+                after.get(untouched).unwrap()
+            ));
+        }
+        let acme_now = after.get("acme").unwrap();
+        assert_eq!(acme_now.policy.name, "Acme Corp");
+        assert!(acme_now.clients.get("app2").is_some());
+        assert_eq!(
+            reloader.reload_registry(Some(changed)).await.unwrap(),
+            Reloaded::Unchanged
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_organisation_file_restricts_only_that_organisation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (reloader, store) = reloader(dir.path(), &["acme", "globex"]);
+        let before = store.snapshot();
+        let acme = dir.path().join("orgs/acme.toml");
+        // Its client now names a scope Acme does not offer.
+        let wider = org_file("Acme", "app").replace(
+            "scopes = [\"s\"]\n\n[[client.secret]]",
+            "scopes = [\"t\"]\n\n[[client.secret]]",
+        );
+        std::fs::write(&acme, wider).unwrap();
+
+        let refused = reloader
+            .reload_registry(Some(BTreeSet::from([acme])))
+            .await
+            .unwrap_err();
+        assert!(
+            refused.problems.to_string().contains("acme.toml:"),
+            "{}",
+            refused.problems
+        );
+        assert_eq!(refused.taken_out, ["acme/app"]);
+        let after = store.snapshot();
+        assert!(after.get("acme").unwrap().clients.is_empty());
+        assert!(Arc::ptr_eq(
+            before.get("globex").unwrap(),
+            after.get("globex").unwrap()
+        ));
+        // Files the watcher did not name are not read: a full rescan finds a new one.
+        std::fs::write(dir.path().join("orgs/initech.toml"), org_file("I", "app")).unwrap();
+        assert_eq!(
+            reloader.reload_registry(None).await.unwrap(),
+            Reloaded::Applied(2),
+            "initech added; acme, unchanged since refused, stays restricted"
+        );
+        assert!(store.snapshot().get("initech").is_some());
+        assert!(store.snapshot().get("acme").unwrap().clients.is_empty());
     }
 }
