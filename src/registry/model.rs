@@ -102,6 +102,11 @@ impl Registry {
         self.clients.is_empty()
     }
 
+    /// Every client, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Client>> {
+        self.clients.values()
+    }
+
     /// Clients sorted by id, for stable listings.
     pub fn sorted(&self) -> Vec<&Arc<Client>> {
         let mut clients: Vec<_> = self.clients.values().collect();

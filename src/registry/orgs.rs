@@ -127,11 +127,56 @@ impl Organization {
     }
 }
 
+/// How many organisations and clients are in each state, for the gauges: `[enabled,
+/// disabled]` organisations, `[enabled, disabled (or of a disabled organisation), expired]`
+/// clients, as of when each organisation went into the snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub orgs: [usize; 2],
+    pub clients: [usize; 3],
+}
+
+impl Tally {
+    fn of(org: &Organization, now: OffsetDateTime) -> Tally {
+        let mut tally = Tally::default();
+        tally.orgs[usize::from(!org.policy.enabled)] = 1;
+        for client in org.clients.iter() {
+            let state = if !client.enabled || !org.policy.enabled {
+                1
+            } else if !client.is_active(now) {
+                2
+            } else {
+                0
+            };
+            tally.clients[state] += 1;
+        }
+        tally
+    }
+
+    fn add(&mut self, other: Tally, sign: isize) {
+        let apply = |a: &mut usize, b: usize| *a = a.saturating_add_signed(sign * b as isize);
+        for (a, b) in self.orgs.iter_mut().zip(other.orgs) {
+            apply(a, b);
+        }
+        for (a, b) in self.clients.iter_mut().zip(other.clients) {
+            apply(a, b);
+        }
+    }
+
+    /// Every client, whatever its state.
+    pub fn client_total(&self) -> usize {
+        self.clients.iter().sum()
+    }
+}
+
 /// An immutable snapshot of every organisation, indexed by id. A reload of one organisation
-/// builds a new snapshot that shares every other organisation's `Arc`.
+/// edits a clone of it that shares every other organisation's `Arc`, and keeps the [`Tally`]
+/// up to date as it goes, so its cost does not grow with the number of clients.
 #[derive(Debug, Clone, Default)]
 pub struct Organizations {
-    orgs: HashMap<String, Arc<Organization>>,
+    /// Keys are shared strings, so cloning the map for a reload copies no id.
+    orgs: HashMap<Arc<str>, (Arc<Organization>, Tally)>,
+    tally: Tally,
 }
 
 impl Organizations {
@@ -146,22 +191,21 @@ impl Organizations {
     }
 
     pub fn new(orgs: impl IntoIterator<Item = Organization>) -> Self {
-        Organizations {
-            orgs: orgs
-                .into_iter()
-                .map(|o| (o.id.clone(), Arc::new(o)))
-                .collect(),
+        let mut all = Organizations::default();
+        for org in orgs {
+            all.insert(org);
         }
+        all
     }
 
     /// The organisation with `id` (`""`: the single issuer).
     pub fn get(&self, id: &str) -> Option<&Arc<Organization>> {
-        self.orgs.get(id)
+        self.orgs.get(id).map(|(org, _)| org)
     }
 
     /// Organisations sorted by id.
     pub fn sorted(&self) -> Vec<&Arc<Organization>> {
-        let mut orgs: Vec<_> = self.orgs.values().collect();
+        let mut orgs: Vec<_> = self.orgs.values().map(|(org, _)| org).collect();
         orgs.sort_by(|a, b| a.id.cmp(&b.id));
         orgs
     }
@@ -174,54 +218,36 @@ impl Organizations {
         self.orgs.is_empty()
     }
 
-    /// Puts `org` in place of the organisation of the same id, or adds it. (A reload edits a
-    /// clone of the snapshot in service, which shares every other organisation's `Arc`.)
+    /// Puts `org` in place of the organisation of the same id, or adds it.
     pub fn insert(&mut self, org: Organization) {
-        self.orgs.insert(org.id.clone(), Arc::new(org));
+        let tally = Tally::of(&org, OffsetDateTime::now_utc());
+        self.tally.add(tally, 1);
+        if let Some((_, old)) = self.orgs.insert(Arc::from(org.id.as_str()), (Arc::new(org), tally)) {
+            self.tally.add(old, -1);
+        }
     }
 
     /// Takes the organisation `id` out.
     pub fn remove(&mut self, id: &str) -> Option<Arc<Organization>> {
-        self.orgs.remove(id)
+        let (org, tally) = self.orgs.remove(id)?;
+        self.tally.add(tally, -1);
+        Some(org)
+    }
+
+    /// Organisations and clients by state.
+    pub fn tally(&self) -> Tally {
+        self.tally
     }
 
     /// Every client of every organisation.
     pub fn client_count(&self) -> usize {
-        self.orgs.values().map(|o| o.clients.len()).sum()
-    }
-
-    /// Organisations enabled and disabled.
-    pub fn org_counts(&self) -> [usize; 2] {
-        let enabled = self.orgs.values().filter(|o| o.policy.enabled).count();
-        [enabled, self.orgs.len() - enabled]
-    }
-
-    /// Clients by state at `now`: `[enabled, disabled (or in a disabled organisation),
-    /// expired]`.
-    pub fn client_counts(&self, now: OffsetDateTime) -> [usize; 3] {
-        let mut counts = [0; 3];
-        for org in self.orgs.values() {
-            for client in org.clients.sorted() {
-                let state = if !client.enabled || !org.policy.enabled {
-                    1
-                } else if !client.is_active(now) {
-                    2
-                } else {
-                    0
-                };
-                counts[state] += 1;
-            }
-        }
-        counts
+        self.tally.client_total()
     }
 
     /// Records the gauges of this snapshot going into service (`valid`: every file is).
     pub fn count(&self, valid: bool) {
         let metrics = crate::metrics::metrics();
-        metrics.population(
-            self.org_counts(),
-            self.client_counts(OffsetDateTime::now_utc()),
-        );
+        metrics.population(self.tally.orgs, self.tally.clients);
         metrics.registry_applied(self.client_count(), valid);
     }
 }
@@ -258,16 +284,55 @@ mod tests {
     }
 
     #[test]
-    fn default_roles_come_first_and_count_as_no_role_of_ones_own() {
-        let org = Organization {
-            id: "acme".into(),
-            issuer: "https://x/acme".into(),
-            policy: policy(),
-            clients: Registry::default(),
+    fn the_tally_follows_inserts_and_removals() {
+        let org = |id: &str, enabled: bool, clients: &[(&str, bool)]| Organization {
+            id: id.into(),
+            issuer: String::new(),
+            policy: OrgPolicy {
+                enabled,
+                ..policy()
+            },
+            clients: Registry::new(clients.iter().map(|(c, on)| Client {
+                enabled: *on,
+                ..client(c)
+            })),
         };
-        let mut client = Client {
-            id: "c".into(),
-            name: "c".into(),
+        let mut orgs = Organizations::new([
+            org("a", true, &[("x", true), ("y", false)]),
+            org("b", false, &[("x", true)]),
+        ]);
+        assert_eq!(
+            orgs.tally(),
+            Tally {
+                orgs: [1, 1],
+                clients: [1, 2, 0]
+            }
+        );
+        orgs.insert(org("a", true, &[("x", true)]));
+        assert_eq!(
+            orgs.tally(),
+            Tally {
+                orgs: [1, 1],
+                clients: [1, 1, 0]
+            }
+        );
+        orgs.remove("b");
+        assert_eq!(
+            orgs.tally(),
+            Tally {
+                orgs: [1, 0],
+                clients: [1, 0, 0]
+            }
+        );
+        assert_eq!(orgs.client_count(), 1);
+        assert!(orgs.remove("b").is_none());
+        assert_eq!(orgs.client_count(), 1);
+    }
+
+    fn client(id: &str) -> Client {
+        Client {
+            id: id.into(),
+            name: id.into(),
             scopes: vec![],
             roles: vec![],
             token_lifetime: None,
@@ -275,7 +340,18 @@ mod tests {
             enabled: true,
             tokens_not_before: None,
             secrets: vec![],
+        }
+    }
+
+    #[test]
+    fn default_roles_come_first_and_count_as_no_role_of_ones_own() {
+        let org = Organization {
+            id: "acme".into(),
+            issuer: "https://x/acme".into(),
+            policy: policy(),
+            clients: Registry::default(),
         };
+        let mut client = client("c");
         client.roles = vec!["member".into()];
         assert!(!org.has_own_role(&client));
         assert_eq!(org.roles_of(&client), ["member"]);

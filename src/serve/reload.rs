@@ -306,6 +306,7 @@ impl Reloader {
             }
         };
         let reads = read_files_settled(&paths).await;
+        let settled = std::time::Instant::now();
         let mut files = self.org_files.lock().expect("not poisoned");
         let previous = self.registry.snapshot();
         let mut orgs = (*previous).clone();
@@ -370,6 +371,11 @@ impl Reloader {
         orgs.count(valid);
         let in_service = orgs.client_count();
         self.registry.replace(orgs);
+        tracing::debug!(
+            files = paths.len(),
+            after_settle_us = settled.elapsed().as_micros() as u64,
+            "organisation files applied"
+        );
         if problems.is_empty() {
             return Ok(Reloaded::Applied(in_service));
         }
@@ -612,16 +618,27 @@ async fn read_files_settled(paths: &BTreeSet<PathBuf>) -> Vec<(PathBuf, FileStat
 }
 
 impl Reloader {
-    /// The organisation files among event `paths`; `None` when an event names anything else
-    /// (the directory itself, a `..data` swap): then every file is read.
+    /// The organisation files among event `paths`. Other files of the directory (a writer's
+    /// staging file, an editor's swap file) are not organisations and are left out; `None` when
+    /// an event concerns the directory as a whole (itself, a Kubernetes `..data` swap, a
+    /// name that is not UTF-8): then every file is read.
     fn org_files_named(&self, paths: impl Iterator<Item = PathBuf>) -> Option<BTreeSet<PathBuf>> {
-        paths
-            .map(|path| {
-                let name = path.file_name()?.to_str()?;
-                let plain = !name.starts_with('.') && name.ends_with(".toml");
-                (plain && path.parent() == Some(self.registry_path.as_path())).then_some(path)
-            })
-            .collect()
+        let mut named = BTreeSet::new();
+        for path in paths {
+            let name = path.file_name().map(|n| n.to_str());
+            match name {
+                Some(Some(name)) if path.parent() == Some(self.registry_path.as_path()) => {
+                    if name.starts_with("..") {
+                        return None;
+                    }
+                    if !name.starts_with('.') && name.ends_with(".toml") {
+                        named.insert(path);
+                    }
+                }
+                _ => return None,
+            }
+        }
+        Some(named)
     }
 }
 
