@@ -222,7 +222,10 @@ impl Organizations {
     pub fn insert(&mut self, org: Organization) {
         let tally = Tally::of(&org, OffsetDateTime::now_utc());
         self.tally.add(tally, 1);
-        if let Some((_, old)) = self.orgs.insert(Arc::from(org.id.as_str()), (Arc::new(org), tally)) {
+        if let Some((_, old)) = self
+            .orgs
+            .insert(Arc::from(org.id.as_str()), (Arc::new(org), tally))
+        {
             self.tally.add(old, -1);
         }
     }

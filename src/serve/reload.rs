@@ -618,6 +618,34 @@ async fn read_files_settled(paths: &BTreeSet<PathBuf>) -> Vec<(PathBuf, FileStat
 }
 
 impl Reloader {
+    /// The targets of `first` and of every event queued behind it, each once, and the registry
+    /// files they name (see [`Reloader::org_files_named`]).
+    fn gather(
+        &self,
+        first: (Target, Vec<PathBuf>),
+        rx: &mut mpsc::Receiver<(Target, Vec<PathBuf>)>,
+    ) -> (Vec<Target>, Option<BTreeSet<PathBuf>>) {
+        let mut targets = Vec::new();
+        let mut changed = Some(BTreeSet::new());
+        let mut event = Some(first);
+        while let Some((target, paths)) = event {
+            if !targets.contains(&target) {
+                targets.push(target);
+            }
+            if target == Target::Registry {
+                changed =
+                    changed
+                        .zip(self.org_files_named(paths.into_iter()))
+                        .map(|(mut all, named)| {
+                            all.extend(named);
+                            all
+                        });
+            }
+            event = rx.try_recv().ok();
+        }
+        (targets, changed)
+    }
+
     /// The organisation files among event `paths`. Other files of the directory (a writer's
     /// staging file, an editor's swap file) are not organisations and are left out; `None` when
     /// an event concerns the directory as a whole (itself, a Kubernetes `..data` swap, a
@@ -720,19 +748,7 @@ impl BackgroundService for Reloader {
                 }
                 Some(first) = rx.recv() => {
                     tokio::time::sleep(DEBOUNCE).await;
-                    let mut targets = vec![first.0];
-                    let mut changed = self.org_files_named(first.1.into_iter());
-                    while let Ok((more, paths)) = rx.try_recv() {
-                        if !targets.contains(&more) {
-                            targets.push(more);
-                        }
-                        if more == Target::Registry {
-                            changed = changed.zip(self.org_files_named(paths.into_iter())).map(|(mut a, b)| {
-                                a.extend(b);
-                                a
-                            });
-                        }
-                    }
+                    let (targets, changed) = self.gather(first, &mut rx);
                     for target in targets {
                         self.reload(target, false, changed.clone()).await;
                     }
@@ -814,6 +830,58 @@ mod tests {
         assert_eq!(
             reloader.reload_registry(Some(changed)).await.unwrap(),
             Reloaded::Unchanged
+        );
+    }
+
+    #[test]
+    fn events_name_the_organisation_files_to_read_or_ask_for_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (reloader, _) = reloader(dir.path(), &["acme"]);
+        let orgs = dir.path().join("orgs");
+        let named = |names: &[&str]| {
+            reloader.org_files_named(names.iter().map(|n| {
+                if n.is_empty() {
+                    orgs.clone()
+                } else {
+                    orgs.join(n)
+                }
+            }))
+        };
+        // A writer's staging file and an editor's swap file are not organisations.
+        assert_eq!(
+            named(&["acme.toml.staged", "acme.toml", ".acme.toml.swp"]),
+            Some(BTreeSet::from([orgs.join("acme.toml")]))
+        );
+        assert_eq!(named(&["notes.txt"]), Some(BTreeSet::new()));
+        // A ConfigMap swap, or the directory itself: read every file.
+        assert_eq!(named(&["..data", "acme.toml"]), None);
+        assert_eq!(named(&[""]), None);
+    }
+
+    #[test]
+    fn a_burst_of_events_is_one_reload_per_target_with_the_files_it_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (reloader, _) = reloader(dir.path(), &["acme"]);
+        let orgs = dir.path().join("orgs");
+        let (tx, mut rx) = mpsc::channel(8);
+        for event in [
+            (Target::Registry, vec![orgs.join("acme.toml")]),
+            (
+                Target::Registry,
+                vec![orgs.join("b.toml.staged"), orgs.join("b.toml")],
+            ),
+        ] {
+            tx.try_send(event).unwrap();
+        }
+        let first = (Target::Keys, vec![dir.path().join("keys/new.pem")]);
+        let (targets, changed) = reloader.gather(first, &mut rx);
+        assert_eq!(targets, [Target::Keys, Target::Registry]);
+        assert_eq!(
+            changed,
+            Some(BTreeSet::from([
+                orgs.join("acme.toml"),
+                orgs.join("b.toml")
+            ]))
         );
     }
 
