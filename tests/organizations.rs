@@ -61,6 +61,7 @@ async fn path_mode() -> (Gateway, Upstream) {
         &[("acme", acme()), ("globex", globex())],
     )
     .tables(&routes(upstream.addr))
+    .issuer("token_paths = [\"/connect/token\", \"/as/token.oauth2\"]")
     .start();
     (gw, upstream)
 }
@@ -128,9 +129,19 @@ async fn each_organisation_issues_its_own_tokens_under_its_own_base() {
     let crossed = token_at(&gw, "/globex/connect/token", "app", SECRET).await;
     assert_eq!(crossed.status(), 401);
 
+    // Every alias of the token path lives under each organisation's base.
+    let alias = token_at(&gw, "/globex/as/token.oauth2", "app", GLOBEX_SECRET).await;
+    assert_eq!(alias.status(), 200);
+    let alias = json(alias).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(claims(&alias)["iss"], gw.url("/globex"));
+
     // No issuer at the root, none for an unknown organisation.
     for path in [
         "/connect/token",
+        "/as/token.oauth2",
         "/nope/connect/token",
         "/Acme/connect/token",
     ] {
