@@ -13,12 +13,13 @@ fn stdout(output: &std::process::Output) -> String {
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
-/// `--json` prints exactly one JSON object with the id and the new secret.
+/// `--json` prints exactly one JSON object: the client id, the new secret and its id.
 fn created(output: &std::process::Output) -> (String, String) {
     let out = stdout(output);
     assert_eq!(out.lines().count(), 1, "exactly one line: {out}");
     let value: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(value.as_object().unwrap().len(), 2, "{value}");
+    assert_eq!(value.as_object().unwrap().len(), 3, "{value}");
+    assert_eq!(value["secret_id"].as_str().unwrap().len(), 12, "{value}");
     let id = value["client_id"].as_str().unwrap().to_owned();
     let secret = value["client_secret"].as_str().unwrap().to_owned();
     assert_eq!(secret.len(), 43, "32 random bytes, base64url");
@@ -453,4 +454,20 @@ fn a_missing_relative_path_says_which_directory_it_was_looked_for_in() {
         cwd.display()
     );
     assert!(error.contains(&wanted), "{error}");
+}
+
+#[tokio::test]
+async fn a_new_secret_has_a_stable_id_that_show_lists_and_remove_takes() {
+    let gw = Setup::new(client_toml("svc", "first-secret", "", "")).start();
+    let output = gw.cli(&["secret", "add", "svc", "--json"]);
+    let added: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let secret_id = added["secret_id"].as_str().unwrap().to_owned();
+    let show = stdout(&gw.cli(&["client", "show", "svc"]));
+    assert!(show.contains(&secret_id), "{show}");
+    let file = std::fs::read_to_string(gw.home.join("clients.toml")).unwrap();
+    assert!(file.contains(&format!("id = \"{secret_id}\"")), "{file}");
+    assert!(file.contains("created = \""), "{file}");
+    let removed = gw.cli(&["secret", "remove", "svc", &secret_id]);
+    assert!(stdout(&removed).contains("Removed secret"), "{removed:?}");
+    assert!(!stdout(&gw.cli(&["client", "show", "svc"])).contains(&secret_id));
 }

@@ -26,9 +26,11 @@ pub fn client(id: &str) -> Client {
         enabled: true,
         tokens_not_before: None,
         secrets: vec![Secret {
+            id: "s".into(),
             description: String::new(),
             hash: String::new(),
             expires: None,
+            created: None,
         }],
     }
 }

@@ -24,7 +24,7 @@ pub enum ClientCommand {
     Add(AddArgs),
     /// List every client (never prints secrets).
     List,
-    /// Show one client and its secrets' references (never the secrets).
+    /// Show one client and its secrets' ids (never the secrets).
     Show { id: String },
     /// Stop a client from getting tokens.
     Disable { id: String },
@@ -81,8 +81,8 @@ pub enum SecretCommand {
         #[command(flatten)]
         secret: SecretArgs,
     },
-    /// Remove one secret, named by the reference `credgate client show` prints.
-    Remove { id: String, secret_ref: String },
+    /// Remove one secret, named by the id `credgate client show` prints.
+    Remove { id: String, secret_id: String },
     /// Replace every secret of the client with a new one.
     Rotate {
         id: String,
@@ -133,18 +133,24 @@ pub fn secret(target: &RegistryTarget, command: SecretCommand) -> anyhow::Result
         SecretCommand::Add { id, secret } => {
             let (plain, entry) = new_secret(&secret)?;
             registry.edit_client(&id, |doc| doc.add_secret(&id, &entry))?;
-            print_secret(&id, &plain, secret.json, "Added a secret to");
+            print_secret(&id, &entry.id, &plain, secret.json, "Added a secret to");
             Ok(())
         }
-        SecretCommand::Remove { id, secret_ref } => {
-            registry.edit_client(&id, |doc| doc.remove_secret(&id, &secret_ref))?;
-            println!("Removed secret {secret_ref} of client {id:?}.");
+        SecretCommand::Remove { id, secret_id } => {
+            registry.edit_client(&id, |doc| doc.remove_secret(&id, &secret_id))?;
+            println!("Removed secret {secret_id} of client {id:?}.");
             Ok(())
         }
         SecretCommand::Rotate { id, secret } => {
             let (plain, entry) = new_secret(&secret)?;
             registry.edit_client(&id, |doc| doc.replace_secrets(&id, &entry))?;
-            print_secret(&id, &plain, secret.json, "Replaced every secret of");
+            print_secret(
+                &id,
+                &entry.id,
+                &plain,
+                secret.json,
+                "Replaced every secret of",
+            );
             Ok(())
         }
     }
@@ -183,7 +189,7 @@ fn add(registry: &RegistryFiles, args: AddArgs) -> anyhow::Result<()> {
     if !args.secret.json {
         println!("Created client {id:?} in {}.", file.display());
     }
-    print_secret(&id, &plain, args.secret.json, "");
+    print_secret(&id, &client.secrets[0].id, &plain, args.secret.json, "");
     Ok(())
 }
 
@@ -210,6 +216,8 @@ fn new_secret(args: &SecretArgs) -> anyhow::Result<(zeroize::Zeroizing<String>, 
         parse_expiry(&args.secret_expires, now).map_err(|e| anyhow!("--secret-expires: {e}"))?;
     let plain = generate_secret();
     let entry = Secret {
+        id: Secret::new_id(),
+        created: Some(now),
         description: args
             .secret_description
             .clone()
@@ -220,9 +228,10 @@ fn new_secret(args: &SecretArgs) -> anyhow::Result<(zeroize::Zeroizing<String>, 
     Ok((plain, entry))
 }
 
-fn print_secret(id: &str, secret: &str, as_json: bool, action: &str) {
+fn print_secret(id: &str, secret_id: &str, secret: &str, as_json: bool, action: &str) {
     if as_json {
-        println!("{}", json!({"client_id": id, "client_secret": secret}));
+        let created = json!({"client_id": id, "client_secret": secret, "secret_id": secret_id});
+        println!("{created}");
         return;
     }
     if !action.is_empty() {
@@ -230,6 +239,7 @@ fn print_secret(id: &str, secret: &str, as_json: bool, action: &str) {
     }
     println!("client_id:     {id}");
     println!("client_secret: {secret}");
+    println!("secret_id:     {secret_id}   (not secret: `credgate secret remove {id} {secret_id}` removes it)");
     println!("Copy the secret now: it is shown only this once (the registry keeps only its hash).");
 }
 
@@ -284,7 +294,7 @@ fn show(registry: &RegistryFiles, id: &str) -> anyhow::Result<()> {
         };
         println!(
             "  {}  {:<8} expires {:<21} {}",
-            secret.reference(),
+            secret.id,
             state,
             secret.expires.map_or_else(never, format_instant),
             secret.description

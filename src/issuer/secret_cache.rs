@@ -88,9 +88,11 @@ mod tests {
             enabled: true,
             tokens_not_before: None,
             secrets: vec![crate::registry::Secret {
+                id: "s".into(),
                 description: description.into(),
                 hash: "h".into(),
                 expires: None,
+                created: None,
             }],
         })
     }

@@ -106,13 +106,17 @@ impl RegistryDocument {
         Ok(())
     }
 
-    /// Removes the secret whose reference (see `Secret::reference`) is `reference`.
+    /// Removes the secret of client `id` whose id (see [`Secret::id`]) is `reference`.
     pub fn remove_secret(&mut self, id: &str, reference: &str) -> Result<(), String> {
         let secrets = self.secrets_mut(id)?;
         let index = secrets
             .iter()
-            .position(|s| {
-                s.get("hash").and_then(|h| h.as_str()).map(secret_reference) == Some(reference)
+            .position(|s| match s.get("id").and_then(|i| i.as_str()) {
+                Some(written) => written == reference,
+                None => s
+                    .get("hash")
+                    .and_then(|h| h.as_str())
+                    .is_some_and(|hash| secret_reference(hash) == reference),
             })
             .ok_or_else(|| {
                 format!(
@@ -201,10 +205,14 @@ impl RegistryDocument {
 
 fn secret_table(secret: &Secret) -> Table {
     let mut table = Table::new();
+    table["id"] = value(&secret.id);
     table["description"] = value(&secret.description);
     table["hash"] = value(&secret.hash);
     if let Some(expires) = secret.expires {
         table["expires"] = value(format_instant(expires));
+    }
+    if let Some(created) = secret.created {
+        table["created"] = value(format_instant(created));
     }
     table
 }
@@ -218,9 +226,11 @@ mod tests {
 
     fn secret(hash: &str) -> Secret {
         Secret {
+            id: secret_reference(hash),
             description: "d".into(),
             hash: hash.into(),
             expires: None,
+            created: None,
         }
     }
 
@@ -247,7 +257,7 @@ mod tests {
         let text = doc.render();
         assert!(text.starts_with(EXISTING), "{text}");
         assert!(text.ends_with(&format!(
-            "[[client]]\nid = \"new\"\nname = \"Name\"\nscopes = [\"a.read\"]\nroles = []\ntoken_lifetime = \"15m\"\nenabled = true\n\n[[client.secret]]\ndescription = \"d\"\nhash = \"{HASH_A}\"\n"
+            "[[client]]\nid = \"new\"\nname = \"Name\"\nscopes = [\"a.read\"]\nroles = []\ntoken_lifetime = \"15m\"\nenabled = true\n\n[[client.secret]]\nid = \"AAAAAAAA\"\ndescription = \"d\"\nhash = \"{HASH_A}\"\n"
         )), "{text}");
         assert!(doc
             .add_client(&new_client("new"))

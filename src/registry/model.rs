@@ -30,10 +30,16 @@ pub struct Client {
 /// One secret of a client; only its argon2id hash is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Secret {
+    /// A stable, non-secret name: `[[client.secret]] id`, generated for new secrets; a
+    /// secret written without one is named by [`secret_reference`] of its hash, which never
+    /// changes either. The CLI and the management API remove secrets by it.
+    pub id: String,
     pub description: String,
     /// PHC string (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`).
     pub hash: String,
     pub expires: Option<OffsetDateTime>,
+    /// When it was made, for those who manage it; `None` for secrets written without it.
+    pub created: Option<OffsetDateTime>,
 }
 
 impl Client {
@@ -54,17 +60,28 @@ impl Secret {
         self.expires.is_none_or(|e| now < e)
     }
 
-    /// A short, stable, non-secret name for this secret: the start of its random salt.
-    /// `credgate client show` prints it and `credgate secret remove` takes it.
-    pub fn reference(&self) -> &str {
-        secret_reference(&self.hash)
+    /// A new id for a secret: 72 random bits, base64url (12 characters).
+    pub fn new_id() -> String {
+        use base64::Engine;
+        let mut bytes = [0u8; 9];
+        aws_lc_rs::rand::fill(&mut bytes).expect("the system CSPRNG is available");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     }
 }
 
-/// See [`Secret::reference`]: the first 8 characters of the salt of a PHC hash string.
-pub fn secret_reference(hash: &str) -> &str {
+/// The id of a secret written without one: the first 8 characters of the salt of its PHC
+/// hash string (random, and fixed for the life of the secret), in base64url (`+` → `-`,
+/// `/` → `_`) so that it fits in a URL.
+pub fn secret_reference(hash: &str) -> String {
     let salt = hash.split('$').nth(4).unwrap_or("");
-    &salt[..salt.len().min(8)]
+    salt.chars()
+        .take(8)
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect()
 }
 
 /// An immutable snapshot of every client, indexed by id.
@@ -188,14 +205,18 @@ mod tests {
             tokens_not_before: None,
             secrets: vec![
                 Secret {
+                    id: "one".into(),
                     description: "one".into(),
                     hash: "h1".into(),
                     expires: None,
+                    created: None,
                 },
                 Secret {
+                    id: "two".into(),
                     description: "two".into(),
                     hash: "h2".into(),
                     expires: None,
+                    created: None,
                 },
             ],
         }

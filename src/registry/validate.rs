@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::file::Source;
-use super::model::{Client, Registry, Secret};
+use super::model::{secret_reference, Client, Registry, Secret};
 use crate::config::Limits;
 use crate::oauth::scope::{is_valid_scope_token, scope_token_problem};
 use crate::problems::Problems;
@@ -83,10 +83,12 @@ struct RawClient {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSecret {
+    id: Option<String>,
     #[serde(default)]
     description: String,
     hash: String,
     expires: Option<String>,
+    created: Option<String>,
 }
 
 fn enabled_by_default() -> bool {
@@ -95,6 +97,17 @@ fn enabled_by_default() -> bool {
 
 /// Longest client id; ids go into URLs, headers and logs, so they are short and plain.
 pub const MAX_ID_LEN: usize = 128;
+/// Longest secret id.
+pub const MAX_SECRET_ID_LEN: usize = 64;
+
+/// Secret ids go into URLs (`.../secrets/{id}`): letters, digits, `_` and `-` (base64url).
+pub fn is_valid_secret_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_SECRET_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
 const MAX_NAME_LEN: usize = 200;
 
 /// RFC 3986 unreserved characters: safe in form bodies, Basic credentials, headers and logs.
@@ -283,6 +296,14 @@ impl ClientChecker<'_> {
             .enumerate()
             .map(|(i, s)| self.secret(&format!("{at}.secret[{i}]"), s))
             .collect();
+        for (i, secret) in secrets.iter().enumerate() {
+            if secrets[..i].iter().any(|s| s.id == secret.id) {
+                self.problem(
+                    &format!("{at}.secret[{i}].id"),
+                    format!("{:?} is the id of another secret of this client", secret.id),
+                );
+            }
+        }
         (self.problems.0.len() == before).then_some(Client {
             id: raw.id,
             name: raw.name,
@@ -297,11 +318,28 @@ impl ClientChecker<'_> {
     }
 
     fn secret(&mut self, at: &str, raw: RawSecret) -> Secret {
-        if let Err(e) = check_argon2id_hash(&raw.hash) {
-            self.problem(&format!("{at}.hash"), e);
+        let hash_ok = check_argon2id_hash(&raw.hash)
+            .map_err(|e| self.problem(&format!("{at}.hash"), e))
+            .is_ok();
+        // An id derived from a bad hash is that hash's problem, reported once.
+        let check_id = raw.id.is_some() || hash_ok;
+        let id = raw.id.unwrap_or_else(|| secret_reference(&raw.hash));
+        if check_id && !is_valid_secret_id(&id) {
+            self.problem(
+                &format!("{at}.id"),
+                format!("{id:?} is not a valid secret id: use 1 to {MAX_SECRET_ID_LEN} of A-Z a-z 0-9 _ -"),
+            );
+        }
+        if raw.description.len() > MAX_NAME_LEN || raw.description.chars().any(char::is_control) {
+            self.problem(
+                &format!("{at}.description"),
+                format!("must be at most {MAX_NAME_LEN} characters without control characters"),
+            );
         }
         Secret {
+            id,
             expires: self.instant(&format!("{at}.expires"), raw.expires.as_deref()),
+            created: self.instant(&format!("{at}.created"), raw.created.as_deref()),
             description: raw.description,
             hash: raw.hash,
         }
@@ -397,7 +435,37 @@ mod tests {
         assert!(c.enabled);
         assert_eq!(c.scopes, ["x.read"]);
         assert_eq!(c.token_lifetime, None);
-        assert_eq!(c.secrets[0].reference(), "c29tZXNh");
+        assert_eq!(
+            c.secrets[0].id, "c29tZXNh",
+            "no id written: the salt's start"
+        );
+        assert_eq!(c.secrets[0].created, None);
+    }
+
+    #[test]
+    fn secret_ids_are_url_safe_and_unique_within_a_client() {
+        let salted = |salt: &str| HASH.replace("c29tZXNhbHRzb21lc2FsdA", salt);
+        let text = format!(
+            "[[client]]\nid = \"a\"\nname = \"A\"\n[[client.secret]]\nhash = \"{}\"\n\
+             [[client.secret]]\nid = \"k3Jd9_x2QmTa\"\nhash = \"{HASH}\"\ncreated = \"2026-11-24\"\n",
+            salted("a+b/c+d/efghijklmnop")
+        );
+        let registry = load_text(&text).unwrap();
+        let secrets = &registry.get("a").unwrap().secrets;
+        assert_eq!(secrets[0].id, "a-b_c-d_");
+        assert_eq!(secrets[1].id, "k3Jd9_x2QmTa");
+        assert!(secrets[1].created.is_some());
+        for (bad, problem) in [
+            ("id = \"a b\"", "not a valid secret id"),
+            ("id = \"c29tZXNh\"", "the id of another secret"),
+        ] {
+            let text = format!(
+                "[[client]]\nid = \"a\"\nname = \"A\"\n[[client.secret]]\nhash = \"{HASH}\"\n\
+                 [[client.secret]]\n{bad}\nhash = \"{HASH}\"\n"
+            );
+            let problems = load_text(&text).unwrap_err().to_string();
+            assert!(problems.contains(problem), "{bad}: {problems}");
+        }
     }
 
     #[test]
