@@ -1,19 +1,13 @@
 //! `credgate client …` and `credgate secret …`: registry edits that validate the whole registry
 //! before writing, write atomically, and show a new secret exactly once.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::config::Limits;
 use crate::issuer::secrets::{generate_secret, hash_secret};
-use crate::registry::atomic;
-use crate::registry::edit::RegistryDocument;
-use crate::registry::file::{self, Source};
-use crate::registry::org_file::read_org;
+use crate::registry::editor::Editor;
 use crate::registry::validate::{self, is_valid_client_id};
 use crate::registry::{Client, Secret};
 use crate::timefmt::{format_duration, format_instant, parse_duration, parse_expiry};
@@ -91,12 +85,11 @@ pub enum SecretCommand {
     },
 }
 
-pub fn client(target: &RegistryTarget, command: ClientCommand) -> anyhow::Result<()> {
-    let registry = RegistryFiles(target);
+pub fn client(registry: &Editor, command: ClientCommand) -> anyhow::Result<()> {
     match command {
-        ClientCommand::Add(args) => add(&registry, args),
-        ClientCommand::List => list(&registry),
-        ClientCommand::Show { id } => show(&registry, &id),
+        ClientCommand::Add(args) => add(registry, args),
+        ClientCommand::List => list(registry),
+        ClientCommand::Show { id } => show(registry, &id),
         ClientCommand::Disable { id } => {
             registry.edit_client(&id, |doc| doc.set_enabled(&id, false))?;
             println!("Disabled client {id:?}.");
@@ -127,8 +120,7 @@ pub fn client(target: &RegistryTarget, command: ClientCommand) -> anyhow::Result
     }
 }
 
-pub fn secret(target: &RegistryTarget, command: SecretCommand) -> anyhow::Result<()> {
-    let registry = RegistryFiles(target);
+pub fn secret(registry: &Editor, command: SecretCommand) -> anyhow::Result<()> {
     match command {
         SecretCommand::Add { id, secret } => {
             let (plain, entry) = new_secret(&secret)?;
@@ -156,7 +148,7 @@ pub fn secret(target: &RegistryTarget, command: SecretCommand) -> anyhow::Result
     }
 }
 
-fn add(registry: &RegistryFiles, args: AddArgs) -> anyhow::Result<()> {
+fn add(registry: &Editor, args: AddArgs) -> anyhow::Result<()> {
     let id = match args.id {
         Some(id) => id,
         None => id_from_name(&args.name)
@@ -185,7 +177,7 @@ fn add(registry: &RegistryFiles, args: AddArgs) -> anyhow::Result<()> {
         tokens_not_before: None,
         secrets: vec![secret],
     };
-    let file = registry.edit_new(&id, |doc| doc.add_client(&client))?;
+    let ((), file) = registry.edit_new(&id, |doc| doc.add_client(&client))?;
     if !args.secret.json {
         println!("Created client {id:?} in {}.", file.display());
     }
@@ -243,7 +235,7 @@ fn print_secret(id: &str, secret_id: &str, secret: &str, as_json: bool, action: 
     println!("Copy the secret now: it is shown only this once (the registry keeps only its hash).");
 }
 
-fn list(registry: &RegistryFiles) -> anyhow::Result<()> {
+fn list(registry: &Editor) -> anyhow::Result<()> {
     let loaded = registry.load()?;
     let now = OffsetDateTime::now_utc();
     println!(
@@ -263,7 +255,7 @@ fn list(registry: &RegistryFiles) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn show(registry: &RegistryFiles, id: &str) -> anyhow::Result<()> {
+fn show(registry: &Editor, id: &str) -> anyhow::Result<()> {
     let loaded = registry.load()?;
     let client = loaded
         .get(id)
@@ -310,150 +302,6 @@ fn status(client: &Client, now: OffsetDateTime) -> &'static str {
         "active"
     } else {
         "expired"
-    }
-}
-
-/// The registry a command edits: its path, the issuer's bounds on token lifetimes, and whether
-/// a missing registry file may be created (only when asked, or when the config names it: a
-/// mistyped `--registry` must not start a new registry the gateway never reads).
-pub struct RegistryTarget {
-    pub path: PathBuf,
-    pub limits: Limits,
-    pub may_create: bool,
-    /// `Some(id)`: `path` is the file of organisation `id` (`credgate org add` creates it), and
-    /// its `[organization]` policy bounds what its clients may hold.
-    pub org: Option<String>,
-}
-
-/// What a file holds once its last client is removed: a registry file is never left with zero
-/// bytes, which no reader can tell from one being written.
-const NO_CLIENTS: &str =
-    "# credgate client registry: no clients. `credgate client add` adds them here.\n";
-
-/// The registry files of a [`RegistryTarget`].
-struct RegistryFiles<'a>(&'a RegistryTarget);
-
-impl RegistryFiles<'_> {
-    fn root(&self) -> &Path {
-        &self.0.path
-    }
-
-    fn load(&self) -> anyhow::Result<crate::registry::Registry> {
-        self.exists()?;
-        let sources = file::read_sources(self.root())?;
-        Ok(self.validate(&sources)?)
-    }
-
-    /// An organisation's file must exist: `credgate org add` creates it.
-    fn exists(&self) -> anyhow::Result<()> {
-        match &self.0.org {
-            Some(org) if !self.root().is_file() => bail!(
-                "no organisation {org:?} ({} does not exist); create it with `credgate org add {org} --name NAME`",
-                self.root().display()
-            ),
-            _ => Ok(()),
-        }
-    }
-
-    /// The registry `sources` make, or every problem: an organisation's file is checked
-    /// against its own policy.
-    fn validate(
-        &self,
-        sources: &[Source],
-    ) -> Result<crate::registry::Registry, crate::problems::Problems> {
-        if self.0.org.is_none() {
-            return validate::validate(sources, &self.0.limits);
-        }
-        let read = read_org(&sources[0], &self.0.limits);
-        read.problems.into_result(read.clients)
-    }
-
-    /// Applies `change` to the file that defines client `id`.
-    fn edit_client(
-        &self,
-        id: &str,
-        change: impl FnOnce(&mut RegistryDocument) -> Result<(), String>,
-    ) -> anyhow::Result<PathBuf> {
-        self.exists()?;
-        let sources = file::read_sources(self.root())?;
-        let index = sources
-            .iter()
-            .position(|s| RegistryDocument::parse(&s.text).is_ok_and(|d| d.contains(id)))
-            .ok_or_else(|| anyhow!("no client with id {id:?} in {}", self.root().display()))?;
-        self.write(sources, index, change)
-    }
-
-    /// Applies `change` to the file a new client `id` goes into: the registry file itself
-    /// (created if missing and allowed), or `<id>.toml` in a registry directory.
-    fn edit_new(
-        &self,
-        id: &str,
-        change: impl FnOnce(&mut RegistryDocument) -> Result<(), String>,
-    ) -> anyhow::Result<PathBuf> {
-        self.exists()?;
-        let root = self.root();
-        if !root.exists() && !self.0.may_create {
-            bail!(
-                "{} does not exist{}; pass --create to start a new registry there",
-                root.display(),
-                crate::problems::relative_to_cwd(root)
-            );
-        }
-        let target = if root.is_dir() {
-            root.join(format!("{id}.toml"))
-        } else {
-            root.to_path_buf()
-        };
-        let mut sources = if target.exists() || root.is_dir() {
-            file::read_sources(root)?
-        } else {
-            Vec::new()
-        };
-        let index = match sources.iter().position(|s| s.path == target) {
-            Some(i) => i,
-            None => {
-                sources.push(Source {
-                    path: target,
-                    text: String::new(),
-                });
-                sources.len() - 1
-            }
-        };
-        self.write(sources, index, change)
-    }
-
-    /// Edits `sources[index]`, validates the whole registry as it would be, and only then
-    /// writes the file atomically. A file left without clients is deleted from a registry
-    /// directory, and keeps a comment in a single-file registry.
-    fn write(
-        &self,
-        mut sources: Vec<Source>,
-        index: usize,
-        change: impl FnOnce(&mut RegistryDocument) -> Result<(), String>,
-    ) -> anyhow::Result<PathBuf> {
-        let path = sources[index].path.clone();
-        let mut doc = RegistryDocument::parse(&sources[index].text)
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        change(&mut doc).map_err(|e| anyhow!(e))?;
-        let emptied = doc.is_empty();
-        let in_directory = self.root().is_dir();
-        sources[index].text = match doc.render() {
-            text if emptied && text.trim().is_empty() => NO_CLIENTS.to_owned(),
-            text => text,
-        };
-        if emptied && in_directory {
-            sources.remove(index);
-        }
-        self.validate(&sources)
-            .context("the change was not written because the registry would be invalid")?;
-        if emptied && in_directory {
-            atomic::remove_durably(&path)
-                .with_context(|| format!("cannot remove {}", path.display()))?;
-        } else {
-            atomic::write_atomic(&path, &sources[index].text)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        Ok(path)
     }
 }
 

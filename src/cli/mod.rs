@@ -139,7 +139,7 @@ fn registry_target(
     registry: Option<PathBuf>,
     org: Option<String>,
     create: bool,
-) -> anyhow::Result<clients::RegistryTarget> {
+) -> anyhow::Result<crate::registry::editor::Editor> {
     let target = registry_files(config, registry, create)?;
     match (org, target.org_mode) {
         (None, Some(true)) => anyhow::bail!(
@@ -152,14 +152,14 @@ fn registry_target(
             if let Some(problem) = crate::oauth::issuer_url::org_id_problem(&org) {
                 anyhow::bail!("--org: {problem}");
             }
-            Ok(clients::RegistryTarget {
+            Ok(crate::registry::editor::Editor {
                 path: target.path.join(format!("{org}.toml")),
                 limits: target.limits,
                 may_create: false,
                 org: Some(org),
             })
         }
-        (None, _) => Ok(clients::RegistryTarget {
+        (None, _) => Ok(crate::registry::editor::Editor {
             path: target.path,
             limits: target.limits,
             may_create: target.may_create,

@@ -7,6 +7,7 @@
 
 pub mod atomic;
 pub mod edit;
+pub mod editor;
 pub mod file;
 pub mod model;
 pub mod org_file;
