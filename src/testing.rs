@@ -3,7 +3,7 @@
 //! reads, and minting a token directly. Stable for them; not part of the product's contract.
 
 pub use crate::issuer::mint::{mint, Grant, Minted};
-pub use crate::issuer::secrets::hash_secret;
+pub use crate::registry::new_secret::hash_secret;
 
 /// The smallest valid gateway config: a listener, an issuer, a keys directory and a registry
 /// path. Append tables (`[[route]]`, `[guard]`) and lines after the sections as needed.

@@ -6,7 +6,6 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::issuer::secrets::{generate_secret, hash_secret};
 use crate::registry::editor::Editor;
 use crate::registry::validate::{self, is_valid_client_id};
 use crate::registry::{Client, Secret};
@@ -201,23 +200,16 @@ fn id_from_name(name: &str) -> Option<String> {
     (!slug.is_empty()).then_some(slug)
 }
 
-/// A fresh secret and the registry entry that stores only its hash.
+/// A fresh secret as `args` describe it, and the registry entry that stores only its hash.
 fn new_secret(args: &SecretArgs) -> anyhow::Result<(zeroize::Zeroizing<String>, Secret)> {
     let now = OffsetDateTime::now_utc();
     let expires =
         parse_expiry(&args.secret_expires, now).map_err(|e| anyhow!("--secret-expires: {e}"))?;
-    let plain = generate_secret();
-    let entry = Secret {
-        id: Secret::new_id(),
-        created: Some(now),
-        description: args
-            .secret_description
-            .clone()
-            .unwrap_or_else(|| format!("created {}", &format_instant(now)[..10])),
-        hash: hash_secret(&plain),
+    Ok(crate::registry::new_secret::new_secret(
+        args.secret_description.clone(),
         expires,
-    };
-    Ok((plain, entry))
+        now,
+    ))
 }
 
 fn print_secret(id: &str, secret_id: &str, secret: &str, as_json: bool, action: &str) {

@@ -5,9 +5,9 @@ use std::time::Duration;
 use jsonwebtoken::Header;
 use time::OffsetDateTime;
 
-use super::secrets::random_token;
 use crate::oauth::claims::{AccessClaims, TOKEN_TYPE};
 use crate::oauth::Key;
+use crate::registry::new_secret::random_token;
 use crate::registry::{Client, Organization};
 
 /// What the issuer decided to put in a token, before signing.

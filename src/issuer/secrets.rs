@@ -1,4 +1,5 @@
-//! Client secrets: generation, argon2id hashing, and verification on a bounded blocking pool.
+//! Client secrets: verification on a bounded blocking pool (they are made in
+//! [`crate::registry::new_secret`]).
 //!
 //! argon2id is slow on purpose (tens of milliseconds of one core). Verification therefore runs
 //! on tokio's blocking pool, never on the proxy's event loop, at most `concurrency` at a time;
@@ -8,43 +9,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::{Argon2, Params};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use crate::metrics::metrics;
-
-/// OWASP's recommended argon2id parameters: 19 MiB, 2 passes, 1 lane.
-fn hasher() -> Argon2<'static> {
-    let params = Params::new(19_456, 2, 1, None).expect("constant parameters are valid");
-    Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-}
-
-/// `n` bytes from the operating system's CSPRNG, base64url without padding.
-pub fn random_token(n: usize) -> String {
-    let mut bytes = Zeroizing::new(vec![0u8; n]);
-    aws_lc_rs::rand::fill(&mut bytes).expect("the system CSPRNG is available");
-    URL_SAFE_NO_PAD.encode(&*bytes)
-}
-
-/// A new client secret: 256 random bits, base64url (43 characters).
-pub fn generate_secret() -> Zeroizing<String> {
-    Zeroizing::new(random_token(32))
-}
-
-/// The argon2id PHC string of `secret`, with a fresh random salt.
-pub fn hash_secret(secret: &str) -> String {
-    let salt = SaltString::generate(&mut OsRng);
-    hasher()
-        .hash_password(secret.as_bytes(), &salt)
-        .expect("argon2id hashing with valid parameters cannot fail")
-        .to_string()
-}
+use crate::registry::new_secret::{generate_secret, hash_secret, hasher};
 
 /// Too many token requests are already waiting for a verification slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

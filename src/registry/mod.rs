@@ -10,6 +10,7 @@ pub mod edit;
 pub mod editor;
 pub mod file;
 pub mod model;
+pub mod new_secret;
 pub mod org_file;
 pub mod orgs;
 pub mod validate;
