@@ -30,6 +30,8 @@ pub struct Config {
     pub guard: GuardConfig,
     pub routes: Vec<RouteConfig>,
     pub admin: Option<AdminConfig>,
+    /// The management API (needs `[organizations]`).
+    pub manage: Option<ManageConfig>,
     pub demo: Option<DemoConfig>,
     pub log: LogConfig,
 }
@@ -153,6 +155,23 @@ pub struct RegistryConfig {
     pub path: PathBuf,
     /// Apply file changes while serving (registry, keys, certificate); SIGHUP works either way.
     pub watch: bool,
+}
+
+/// `[manage]`: the management API on the main listener (DESIGN §3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManageConfig {
+    /// Where the API lives on the main listener (`/manage/v1`).
+    pub prefix: String,
+    /// The scope a token needs to manage its own organisation.
+    pub scope: String,
+    /// Clients of this organisation holding `scope` manage every organisation.
+    pub operator_org: Option<String>,
+    /// JSON lines, one per change: who, what, on what, with what result. Never a secret.
+    pub audit_log: PathBuf,
+    /// Most clients an organisation may have through the API.
+    pub max_clients_per_org: usize,
+    /// Most secrets a client may have through the API.
+    pub max_secrets_per_client: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -285,6 +304,7 @@ struct RawConfig {
     #[serde(default, rename = "route")]
     routes: Vec<RawRoute>,
     admin: Option<RawAdmin>,
+    manage: Option<RawManage>,
     demo: Option<RawDemo>,
     #[serde(default)]
     log: LogConfig,
@@ -414,6 +434,35 @@ fn watch_by_default() -> bool {
 }
 
 #[derive(Deserialize)]
+struct RawManage {
+    #[serde(default = "default_manage_prefix")]
+    prefix: String,
+    #[serde(default = "default_manage_scope")]
+    scope: String,
+    operator_org: Option<String>,
+    audit_log: Option<PathBuf>,
+    #[serde(default)]
+    console: bool,
+    #[serde(default = "default_max_clients")]
+    max_clients_per_org: usize,
+    #[serde(default = "default_max_secrets")]
+    max_secrets_per_client: usize,
+}
+
+fn default_manage_prefix() -> String {
+    "/manage/v1".into()
+}
+fn default_manage_scope() -> String {
+    "credgate:manage".into()
+}
+fn default_max_clients() -> usize {
+    1000
+}
+fn default_max_secrets() -> usize {
+    10
+}
+
+#[derive(Deserialize)]
 struct RawAdmin {
     listen: Option<String>,
 }
@@ -483,6 +532,7 @@ impl Config {
             ("[registry]", self.registry != new.registry),
             ("[guard]", self.guard != new.guard),
             ("[admin]", self.admin != new.admin),
+            ("[manage]", self.manage != new.manage),
             ("[demo]", self.demo != new.demo),
             ("[log]", self.log != new.log),
         ]
@@ -660,6 +710,7 @@ impl Checker<'_> {
         );
         self.distinct_listeners(&listeners);
         let per_org_mode = matches!(issuer.issuers, Issuers::PerOrg(_));
+        let manage = raw.manage.map(|m| self.manage(m, per_org_mode));
         let guard = GuardConfig {
             leeway: self.duration("guard.leeway", &raw.guard.leeway),
             cache_capacity: raw.guard.cache_capacity,
@@ -689,6 +740,7 @@ impl Checker<'_> {
             guard,
             routes,
             admin,
+            manage,
             demo,
             log: raw.log,
         }
@@ -807,6 +859,56 @@ impl Checker<'_> {
             watch: orgs.watch,
         };
         (Issuers::PerOrg(template), registry)
+    }
+
+    fn manage(&mut self, raw: RawManage, per_org_mode: bool) -> ManageConfig {
+        if !per_org_mode {
+            self.problem(
+                "manage",
+                "the management API manages organisations: it needs an [organizations] section",
+            );
+        }
+        let prefix = raw.prefix.trim_end_matches('/').to_owned();
+        let canonical = crate::path::canonicalize(&prefix).is_ok_and(|c| c == prefix);
+        if !prefix.starts_with('/') || prefix.len() < 2 || !canonical {
+            self.problem(
+                "manage.prefix",
+                format!(
+                    "{:?} must be a canonical absolute path below the root, like \"/manage/v1\"",
+                    raw.prefix
+                ),
+            );
+        }
+        if !is_valid_scope_token(&raw.scope) {
+            self.problem("manage.scope", scope_token_problem(&raw.scope));
+        }
+        if let Some(problem) = raw
+            .operator_org
+            .as_deref()
+            .and_then(crate::oauth::issuer_url::org_id_problem)
+        {
+            self.problem("manage.operator_org", problem);
+        }
+        if raw.console {
+            self.problem(
+                "manage.console",
+                "the web console is not part of this version yet; leave it out",
+            );
+        }
+        for (field, n) in [
+            ("manage.max_clients_per_org", raw.max_clients_per_org),
+            ("manage.max_secrets_per_client", raw.max_secrets_per_client),
+        ] {
+            self.positive(field, n);
+        }
+        ManageConfig {
+            prefix,
+            scope: raw.scope,
+            operator_org: raw.operator_org,
+            audit_log: self.required("manage.audit_log", raw.audit_log),
+            max_clients_per_org: raw.max_clients_per_org.max(1),
+            max_secrets_per_client: raw.max_secrets_per_client.max(1),
+        }
     }
 
     fn issuer(&mut self, raw: RawIssuer, issuers: Issuers) -> IssuerConfig {

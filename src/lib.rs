@@ -41,6 +41,7 @@ pub mod forwarded;
 pub mod guard;
 pub mod issuer;
 pub mod live;
+pub mod manage;
 pub mod metrics;
 pub mod oauth;
 pub mod path;

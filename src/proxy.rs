@@ -20,7 +20,7 @@ use pingora::ErrorSource;
 
 use crate::access_log;
 use crate::bounds;
-use crate::config::{Config, IssuerConfig};
+use crate::config::Config;
 use crate::forwarded;
 use crate::guard::verify::Identity;
 use crate::guard::Guard;
@@ -29,6 +29,7 @@ use crate::issuer::request::MAX_BODY_BYTES;
 use crate::issuer::token::FormPost;
 use crate::issuer::Issuer;
 use crate::live::Live;
+use crate::manage::{Manage, ManageRequest};
 use crate::metrics::metrics;
 use crate::registry::{Organization, Store};
 use crate::reply::{self, Action, Outcome, Reply};
@@ -53,6 +54,8 @@ pub struct Gateway {
     orgs: Arc<Store>,
     issuer: Arc<Issuer>,
     guard: Arc<Guard>,
+    /// The management API, when `[manage]` is configured.
+    manage: Option<Arc<Manage>>,
 }
 
 /// What the config says about handling requests, replaced whole when `credgate.toml` changes
@@ -66,11 +69,13 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// The edge `config` describes; token paths stay those of `issuer`, which is fixed while
-    /// serving (the discovery documents advertise it).
-    pub fn new(config: &Config, issuer: &IssuerConfig) -> Self {
+    /// The edge `config` describes; the issuer's paths and the management API's prefix stay
+    /// those of `running`, the config the process started with (the discovery documents
+    /// advertise them; they change only with a restart).
+    pub fn new(config: &Config, running: &Config) -> Self {
+        let manage = running.manage.as_ref().map(|m| m.prefix.as_str());
         Edge {
-            routes: RouteTable::new(issuer, &config.routes),
+            routes: RouteTable::new(&running.issuer, &config.routes, manage),
             client_timeout: config.server.client_timeout,
             drop_underscore_headers: config.server.drop_underscore_headers,
         }
@@ -126,12 +131,14 @@ impl Gateway {
         orgs: Arc<Store>,
         issuer: Arc<Issuer>,
         guard: Arc<Guard>,
+        manage: Option<Arc<Manage>>,
     ) -> Self {
         Gateway {
             edge,
             orgs,
             issuer,
             guard,
+            manage,
         }
     }
 
@@ -192,6 +199,13 @@ impl Gateway {
                 }
                 Ok(Endpoint::Metadata(org)) => document("metadata", &|| self.issuer.metadata(&org)),
                 Ok(Endpoint::Jwks) => document("jwks", &|| self.issuer.jwks()),
+                Ok(Endpoint::Manage) => match &self.manage {
+                    Some(manage) => ("manage", self.manage_endpoint(session, manage).await?),
+                    None => (
+                        "not_found",
+                        Outcome::answer("not_found", reply::not_found()),
+                    ),
+                },
                 Ok(Endpoint::NotFound) => (
                     "not_found",
                     Outcome::answer("not_found", reply::not_found()),
@@ -237,6 +251,31 @@ impl Gateway {
         } else {
             self.issuer.token(request, org).await
         })
+    }
+
+    /// Answers a management API request (a bounded JSON body).
+    async fn manage_endpoint(
+        &self,
+        session: &mut Session,
+        manage: &Arc<Manage>,
+    ) -> Result<Outcome> {
+        let body = match read_body(session, crate::manage::MAX_BODY_BYTES).await? {
+            Ok(body) => body,
+            Err(too_large) => return Ok(too_large),
+        };
+        let req = session.req_header();
+        let header = |name| req.headers.get(name).map(|v| v.as_bytes());
+        let path = crate::path::canonicalize(req.uri.path()).unwrap_or_default();
+        let request = ManageRequest {
+            method: &req.method,
+            path: &path,
+            query: req.uri.query(),
+            authorization: header(header::AUTHORIZATION),
+            if_match: header(header::IF_MATCH),
+            content_type: header(header::CONTENT_TYPE),
+            body: &body,
+        };
+        Ok(manage.handle(request).await)
     }
 
     /// The guard's decision on a request to `route` (of organisation `org`, for an

@@ -5,6 +5,8 @@
 //! over routes; otherwise the longest `[[route]]` prefix covering the path wins (prefixes match
 //! on segment boundaries, case-sensitively). Anything else is a 404 and is never proxied.
 //!
+//! The management API's prefix (`[manage] prefix`) comes first, on any host.
+//!
 //! With `[organizations]`, the issuer template says where each organisation's base is (its path,
 //! or its host). Below a known organisation's base, its issuer endpoints come first, then the
 //! `org = "path"` routes; routes without `org` are matched on the whole path after that, on any
@@ -38,6 +40,8 @@ pub enum Endpoint {
     Introspect(Arc<Organization>),
     Metadata(Arc<Organization>),
     Jwks,
+    /// The management API (`[manage] prefix`).
+    Manage,
     /// A `[[route]]`: the guard decides, then Pingora proxies. `org` is the organisation of an
     /// `org = "path"` route, whose tokens alone it admits.
     Route {
@@ -97,6 +101,8 @@ impl Route {
 
 pub struct RouteTable {
     issuers: Issuers,
+    /// `[manage] prefix`, matched before anything else.
+    manage: Option<String>,
     /// The issuer endpoints, by their path below an issuer's base.
     local: HashMap<String, Local>,
     /// Every route, longest prefix first.
@@ -116,7 +122,7 @@ impl Local {
 }
 
 impl RouteTable {
-    pub fn new(issuer: &IssuerConfig, routes: &[RouteConfig]) -> Self {
+    pub fn new(issuer: &IssuerConfig, routes: &[RouteConfig], manage: Option<&str>) -> Self {
         let mut local: HashMap<String, Local> = issuer
             .token_paths
             .iter()
@@ -130,6 +136,7 @@ impl RouteTable {
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         RouteTable {
             issuers: issuer.issuers.clone(),
+            manage: manage.map(str::to_owned),
             local,
             routes,
         }
@@ -149,6 +156,9 @@ impl RouteTable {
         orgs: &Organizations,
     ) -> Result<Endpoint, PathError> {
         let path = canonicalize(raw_path)?;
+        if self.manage.as_deref().is_some_and(|p| under(&path, p)) {
+            return Ok(Endpoint::Manage);
+        }
         let template = match &self.issuers {
             Issuers::Single(_) => {
                 let single = orgs.get("");

@@ -114,7 +114,8 @@ fn names_pingora(line: &str) -> bool {
 }
 
 /// What builds a store or a service: only `serve/` and `cli/` may.
-const CONSTRUCTORS: [&str; 8] = [
+const CONSTRUCTORS: [&str; 9] = [
+    "Manage::new(",
     "Store::new(",
     "KeyStore::new(",
     "CertStore::new(",
@@ -176,6 +177,14 @@ fn rules() -> Vec<Rule> {
             governs: |f| f.starts_with("guard/"),
             allowed: None,
             forbidden: &["issuer", "proxy", "serve"],
+            pingora: false,
+            constructs: false,
+        },
+        Rule {
+            name: "manage/ never imports issuer/ or guard/ (it asks TokenCheck)",
+            governs: |f| f.starts_with("manage/"),
+            allowed: None,
+            forbidden: &["issuer", "guard", "proxy", "serve"],
             pingora: false,
             constructs: false,
         },

@@ -76,7 +76,7 @@ fn table() -> RouteTable {
         [[route]]\nprefix = \"/admin/\"\nupstream = \"127.0.0.1:2\"\nroles = [\"admin\"]\n";
     let text = format!("{}{routes}", credgate::testing::MINIMAL_CONFIG);
     let config = Config::parse(Path::new("props.toml"), &text).expect("valid config");
-    RouteTable::new(&config.issuer, &config.routes)
+    RouteTable::new(&config.issuer, &config.routes, None)
 }
 
 /// How a lenient upstream could read `raw`: percent-decoded repeatedly, `\` taken for `/`,

@@ -23,7 +23,7 @@ fn table() -> &'static RouteTable {
             [[route]]\nprefix = \"/api/public/\"\nupstream = \"127.0.0.1:2\"\npublic = true\n\
             [[route]]\nprefix = \"/files\"\nupstream = \"127.0.0.1:2\"\n";
         let config = Config::parse(Path::new("fuzz.toml"), text).expect("valid config");
-        RouteTable::new(&config.issuer, &config.routes)
+        RouteTable::new(&config.issuer, &config.routes, None)
     })
 }
 

@@ -150,7 +150,7 @@ pub fn secret(registry: &Editor, command: SecretCommand) -> anyhow::Result<()> {
 fn add(registry: &Editor, args: AddArgs) -> anyhow::Result<()> {
     let id = match args.id {
         Some(id) => id,
-        None => id_from_name(&args.name)
+        None => validate::client_id_from_name(&args.name)
             .ok_or_else(|| anyhow!("cannot derive an id from {:?}; pass --id", args.name))?,
     };
     if !is_valid_client_id(&id) {
@@ -182,22 +182,6 @@ fn add(registry: &Editor, args: AddArgs) -> anyhow::Result<()> {
     }
     print_secret(&id, &client.secrets[0].id, &plain, args.secret.json, "");
     Ok(())
-}
-
-/// `Hire New Employees` → `hire-new-employees`.
-fn id_from_name(name: &str) -> Option<String> {
-    let slug: String = name
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let slug = slug
-        .split('-')
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join("-");
-    let slug: String = slug.chars().take(validate::MAX_ID_LEN).collect();
-    (!slug.is_empty()).then_some(slug)
 }
 
 /// A fresh secret as `args` describe it, and the registry entry that stores only its hash.
@@ -294,23 +278,5 @@ fn status(client: &Client, now: OffsetDateTime) -> &'static str {
         "active"
     } else {
         "expired"
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::id_from_name;
-
-    #[test]
-    fn ids_derive_from_names() {
-        assert_eq!(
-            id_from_name("Hire New Employees").as_deref(),
-            Some("hire-new-employees")
-        );
-        assert_eq!(
-            id_from_name("  Payroll / EU (v2) ").as_deref(),
-            Some("payroll-eu-v2")
-        );
-        assert_eq!(id_from_name("ÄÖÜ"), None);
     }
 }

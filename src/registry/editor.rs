@@ -30,12 +30,17 @@ pub enum EditError {
     Invalid(Problems),
     /// The files cannot be read, locked or written (a read-only mount, permissions).
     Io(String),
+    /// The client is not as the caller last saw it (`If-Match`).
+    Precondition(String),
 }
 
 impl std::fmt::Display for EditError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            EditError::Missing(m) | EditError::Refused(m) | EditError::Io(m) => f.write_str(m),
+            EditError::Missing(m)
+            | EditError::Refused(m)
+            | EditError::Io(m)
+            | EditError::Precondition(m) => f.write_str(m),
             EditError::Invalid(problems) => write!(
                 f,
                 "the change was not written because the registry would be invalid:\n{problems}"
@@ -139,6 +144,17 @@ impl Editor {
         id: &str,
         change: impl FnOnce(&mut RegistryDocument) -> Result<T, String>,
     ) -> Result<(T, PathBuf), EditError> {
+        self.edit_client_if(id, |_| Ok(()), change)
+    }
+
+    /// Applies `change` to the file that defines client `id`, if `check` accepts the client as
+    /// the files describe it under the lock (an `If-Match`, a rule on its secrets).
+    pub fn edit_client_if<T>(
+        &self,
+        id: &str,
+        check: impl FnOnce(&super::Client) -> Result<(), EditError>,
+        change: impl FnOnce(&mut RegistryDocument) -> Result<T, String>,
+    ) -> Result<(T, PathBuf), EditError> {
         self.exists()?;
         let defines = |s: &Source| RegistryDocument::parse(&s.text).is_ok_and(|d| d.contains(id));
         let missing = || {
@@ -160,6 +176,8 @@ impl Editor {
             .iter()
             .position(|s| s.path == path && defines(s))
             .ok_or_else(missing)?;
+        let current = self.validate(&sources)?;
+        check(current.get(id).ok_or_else(missing)?)?;
         self.write(sources, index, change)
     }
 

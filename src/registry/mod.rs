@@ -6,6 +6,7 @@
 //! `[organizations]` the snapshot holds one organisation, the single issuer (see [`orgs`]).
 
 pub mod atomic;
+pub mod audit;
 pub mod edit;
 pub mod editor;
 pub mod file;

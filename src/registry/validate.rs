@@ -100,6 +100,22 @@ pub const MAX_ID_LEN: usize = 128;
 /// Longest secret id.
 pub const MAX_SECRET_ID_LEN: usize = 64;
 
+/// `Hire New Employees` → `hire-new-employees`.
+pub fn client_id_from_name(name: &str) -> Option<String> {
+    let slug: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let slug = slug
+        .split('-')
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    let slug: String = slug.chars().take(MAX_ID_LEN).collect();
+    (!slug.is_empty()).then_some(slug)
+}
+
 /// Secret ids go into URLs (`.../secrets/{id}`): letters, digits, `_` and `-` (base64url).
 pub fn is_valid_secret_id(id: &str) -> bool {
     !id.is_empty()
@@ -426,6 +442,19 @@ mod tests {
         format!(
             "[[client]]\nid = \"a\"\nname = \"A\"\n{extra}\n[[client.secret]]\nhash = \"{HASH}\"\n"
         )
+    }
+
+    #[test]
+    fn ids_derive_from_names() {
+        assert_eq!(
+            client_id_from_name("Hire New Employees").as_deref(),
+            Some("hire-new-employees")
+        );
+        assert_eq!(
+            client_id_from_name("  Payroll / EU (v2) ").as_deref(),
+            Some("payroll-eu-v2")
+        );
+        assert_eq!(client_id_from_name("ÄÖÜ"), None);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::guard::verify::TokenVerifier;
 use crate::guard::Guard;
 use crate::issuer::Issuer;
 use crate::live::Live;
+use crate::manage::Manage;
 use crate::oauth::{KeySet, KeyStore};
 use crate::problems::Problems;
 use crate::proxy::{in_flight, Edge, Gateway};
@@ -72,7 +73,24 @@ pub fn serve(config: Config, config_path: &Path) -> Result<(), Problems> {
     let issuer = Arc::new(Issuer::new(config.issuer.clone(), keys.clone()));
     let verifier = TokenVerifier::new(keys.clone(), &config.issuer, &config.guard);
     let guard = Arc::new(Guard::new(verifier, registry.clone()));
-    let edge = Arc::new(Live::new(Edge::new(&config, &config.issuer)));
+    let edge = Arc::new(Live::new(Edge::new(&config, &config)));
+    let manage = match &config.manage {
+        Some(manage) => Some(Arc::new(
+            Manage::new(
+                manage.clone(),
+                config.registry.path.clone(),
+                config.issuer.lifetimes,
+                guard.clone(),
+            )
+            .map_err(|e| {
+                Problems::one(
+                    &manage.audit_log,
+                    format!("manage.audit_log cannot be opened for appending: {e}"),
+                )
+            })?,
+        )),
+        None => None,
+    };
     let certificate = match &config.server.tls {
         Some(files) => Some(Arc::new(CertStore::new(
             crate::serve::tls::load(&files.cert, &files.key)
@@ -107,7 +125,7 @@ pub fn serve(config: Config, config_path: &Path) -> Result<(), Problems> {
 
     let mut main = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(edge, registry, issuer, guard),
+        Gateway::new(edge, registry, issuer, guard, manage),
         "credgate",
     );
     let listen = config.server.listen.to_string();

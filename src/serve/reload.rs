@@ -229,7 +229,7 @@ impl Reloader {
             return Ok(None);
         }
         let config = Config::parse(&file.path, &text)?;
-        file.edge.replace(Edge::new(&config, &file.running.issuer));
+        file.edge.replace(Edge::new(&config, &file.running));
         file.applied.store(print, Ordering::Release);
         Ok(Some(ConfigReloaded {
             routes: config.routes.len(),

@@ -116,7 +116,8 @@ impl Setup {
         self
     }
 
-    /// Appends TOML tables (`[[route]]`, `[guard]`) to the config.
+    /// Appends TOML tables (`[[route]]`, `[guard]`) to the config; `@HOME@` stands for the
+    /// gateway's home directory.
     pub fn tables(mut self, toml: &str) -> Self {
         self.tables.push_str(toml);
         self.tables.push('\n');
@@ -461,7 +462,7 @@ listen = "127.0.0.1:{admin_port}"
         server_extra = setup.server_extra,
         grace_period = setup.grace_period,
         issuer_extra = setup.issuer_extra,
-        tables = setup.tables,
+        tables = setup.tables.replace("@HOME@", &home.display().to_string()),
     );
     std::fs::write(&path, text).expect("write config");
     path

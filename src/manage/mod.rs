@@ -1,0 +1,228 @@
+//! The management API (DESIGN §3): each organisation's administrators manage their own API
+//! clients over HTTP, under `[manage] prefix` on the main listener.
+//!
+//! A caller authenticates with one of credgate's own tokens (dogfooding): it must carry
+//! `[manage] scope`, and it manages the organisation that issued it — or every organisation
+//! when that is `[manage] operator_org`. Another organisation's resources answer 404, never
+//! 403, so their existence does not leak. Every change goes through the one
+//! [`registry::editor`](crate::registry::editor) the CLI uses (file lock, fresh read, whole
+//! validation, atomic write), is audited ([`crate::registry::audit`]), and reaches every
+//! instance sharing the files through their watchers. Secrets are made here, shown once, never
+//! accepted from a caller. Every answer is JSON; every error RFC 9457 problem details.
+
+mod ops;
+pub mod problem;
+pub mod views;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Method, StatusCode};
+
+use crate::config::{Limits, ManageConfig};
+use crate::oauth::TokenCheck;
+use crate::registry::audit::{AuditLog, Entry};
+use crate::registry::new_secret::random_token;
+use crate::reply::{Outcome, Reply};
+use problem::Problem;
+
+/// The largest request body the API reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// One request to the API, as read off the wire.
+pub struct ManageRequest<'a> {
+    pub method: &'a Method,
+    /// The canonical path, prefix included.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub authorization: Option<&'a [u8]>,
+    pub if_match: Option<&'a [u8]>,
+    pub content_type: Option<&'a [u8]>,
+    pub body: &'a [u8],
+}
+
+/// Who is calling: the organisation and client of its token, and whether it is an operator.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub org: String,
+    pub client: String,
+    pub operator: bool,
+}
+
+impl Caller {
+    /// `org/client`, as the audit log names actors.
+    pub fn actor(&self) -> String {
+        format!("{}/{}", self.org, self.client)
+    }
+
+    /// Whether the caller may see and manage organisation `org`.
+    fn manages(&self, org: &str) -> bool {
+        self.operator || self.org == org
+    }
+}
+
+/// The management API, shared by all requests.
+pub struct Manage {
+    config: ManageConfig,
+    /// `[organizations] dir`.
+    orgs_dir: PathBuf,
+    limits: Limits,
+    tokens: Arc<dyn TokenCheck>,
+    audit: AuditLog,
+}
+
+/// What one operation answers: the status, the JSON body, and its `ETag`, `Location` and
+/// whether it carries a secret (`Cache-Control: no-store` is on every answer anyway).
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Option<serde_json::Value>,
+    pub etag: Option<String>,
+    pub location: Option<String>,
+}
+
+/// A change to audit: action, target, secret concerned.
+pub struct Audited {
+    pub action: &'static str,
+    pub target: String,
+    pub secret_id: Option<String>,
+}
+
+impl Manage {
+    pub fn new(
+        config: ManageConfig,
+        orgs_dir: PathBuf,
+        limits: Limits,
+        tokens: Arc<dyn TokenCheck>,
+    ) -> std::io::Result<Self> {
+        let audit = AuditLog::open(&config.audit_log)?;
+        Ok(Manage {
+            config,
+            orgs_dir,
+            limits,
+            tokens,
+            audit,
+        })
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.config.prefix
+    }
+
+    /// Answers one request: authenticate, authorise, run the operation off the event loop,
+    /// audit it if it changes anything.
+    pub async fn handle(self: &Arc<Self>, req: ManageRequest<'_>) -> Outcome {
+        let request_id = random_token(9);
+        let (label, reply) = match self.answer(&req, &request_id).await {
+            Ok(answer) => ("managed", self.reply(answer)),
+            Err(problem) => (problem.code, problem.reply()),
+        };
+        let mut reply = reply;
+        if let Ok(id) = HeaderValue::from_str(&request_id) {
+            reply.headers_mut().insert("x-request-id", id);
+        }
+        Outcome::answer(label, reply)
+    }
+
+    async fn answer(
+        self: &Arc<Self>,
+        req: &ManageRequest<'_>,
+        request_id: &str,
+    ) -> Result<Answer, Problem> {
+        let caller = self.authenticate(req.authorization).await?;
+        let call = ops::Call::parse(self, req, caller)?;
+        let this = self.clone();
+        let request_id = request_id.to_owned();
+        tokio::task::spawn_blocking(move || this.run(call, &request_id))
+            .await
+            .map_err(|_| {
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "the operation failed",
+                )
+            })?
+    }
+
+    /// Runs `call` and records it in the audit log if it is a change (refused ones too).
+    fn run(&self, call: ops::Call, request_id: &str) -> Result<Answer, Problem> {
+        let actor = call.caller.actor();
+        let (result, audited) = call.run(self);
+        if let Some(audited) = audited {
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(problem) => problem.code,
+            };
+            let entry = Entry {
+                actor: &actor,
+                action: audited.action,
+                target: &audited.target,
+                secret_id: audited.secret_id.as_deref(),
+                result: outcome,
+                request_id: Some(request_id),
+            };
+            if let Err(e) = self.audit.record(&entry) {
+                tracing::error!(error = %e, "cannot write the audit log");
+                if result.is_ok() {
+                    return Err(Problem::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "audit_failed",
+                        "the change was made but could not be audited; see the gateway log",
+                    ));
+                }
+            }
+        }
+        result
+    }
+
+    /// The caller of a request with `authorization`: a valid token of ours with the manage
+    /// scope, issued by an organisation.
+    async fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Caller, Problem> {
+        let unauthorized = |detail: &str| {
+            Problem::new(StatusCode::UNAUTHORIZED, "invalid_token", detail.to_owned())
+        };
+        let header = authorization.ok_or_else(|| unauthorized("a bearer token is required"))?;
+        let token = std::str::from_utf8(header)
+            .ok()
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unauthorized("a bearer token is required"))?;
+        let active = self.tokens.check_token(token).await.map_err(unauthorized)?;
+        if !active.scope.split(' ').any(|s| s == self.config.scope) {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!("the token lacks the scope {:?}", self.config.scope),
+            ));
+        }
+        let org = active
+            .org_id
+            .ok_or_else(|| Problem::forbidden("the token belongs to no organisation"))?;
+        Ok(Caller {
+            operator: self.config.operator_org.as_deref() == Some(org.as_str()),
+            org,
+            client: active.client_id,
+        })
+    }
+
+    fn reply(&self, answer: Answer) -> Reply {
+        let mut reply = match &answer.body {
+            Some(body) => crate::reply::json(answer.status, body),
+            None => {
+                let mut empty = Reply::new(Vec::new());
+                *empty.status_mut() = answer.status;
+                empty
+            }
+        };
+        let headers = reply.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(etag) = answer.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+            headers.insert(header::ETAG, etag);
+        }
+        if let Some(location) = answer.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            headers.insert(header::LOCATION, location);
+        }
+        reply
+    }
+}

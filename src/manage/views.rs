@@ -1,0 +1,186 @@
+//! What the management API reads and writes: the JSON of clients, secrets and organisations
+//! (never a hash), the bodies it accepts, and each resource's `ETag`.
+
+use std::time::Duration;
+
+use aws_lc_rs::digest::{digest, SHA256};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::registry::{Client, OrgPolicy, Secret};
+use crate::timefmt::format_instant;
+
+/// A secret as the API shows it: metadata only.
+#[derive(Debug, Serialize)]
+pub struct SecretView {
+    pub id: String,
+    pub description: String,
+    pub created: Option<String>,
+    pub expires: Option<String>,
+    pub expired: bool,
+}
+
+impl SecretView {
+    pub fn of(secret: &Secret, now: OffsetDateTime) -> Self {
+        SecretView {
+            id: secret.id.clone(),
+            description: secret.description.clone(),
+            created: secret.created.map(format_instant),
+            expires: secret.expires.map(format_instant),
+            expired: !secret.is_valid_at(now),
+        }
+    }
+}
+
+/// A client as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct ClientView {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// The client's own roles; every token also carries `default_roles`.
+    pub roles: Vec<String>,
+    /// The organisation's roles, carried by every token and not removable.
+    pub default_roles: Vec<String>,
+    /// Seconds; `null`: the issuer's default.
+    pub token_lifetime: Option<u64>,
+    pub expires: Option<String>,
+    pub enabled: bool,
+    /// `enabled`, `disabled` or `expired`.
+    pub state: &'static str,
+    pub tokens_not_before: Option<String>,
+    pub secrets: Vec<SecretView>,
+}
+
+impl ClientView {
+    pub fn of(client: &Client, policy: &OrgPolicy, now: OffsetDateTime) -> Self {
+        ClientView {
+            id: client.id.clone(),
+            name: client.name.clone(),
+            scopes: client.scopes.clone(),
+            roles: client.roles.clone(),
+            default_roles: policy.default_roles.clone(),
+            token_lifetime: client.token_lifetime.map(|d| d.as_secs()),
+            expires: client.expires.map(format_instant),
+            enabled: client.enabled,
+            state: if !client.enabled {
+                "disabled"
+            } else if client.is_active(now) {
+                "enabled"
+            } else {
+                "expired"
+            },
+            tokens_not_before: client.tokens_not_before.map(format_instant),
+            secrets: client
+                .secrets
+                .iter()
+                .map(|s| SecretView::of(s, now))
+                .collect(),
+        }
+    }
+}
+
+/// An organisation as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct OrgView {
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub scopes: Vec<String>,
+    pub default_roles: Vec<String>,
+    pub require_role: bool,
+    pub max_token_lifetime: Option<u64>,
+    pub clients: usize,
+}
+
+impl OrgView {
+    pub fn of(id: &str, policy: &OrgPolicy, clients: usize) -> Self {
+        OrgView {
+            id: id.to_owned(),
+            name: policy.name.clone(),
+            enabled: policy.enabled,
+            scopes: policy.scopes.clone().unwrap_or_default(),
+            default_roles: policy.default_roles.clone(),
+            require_role: policy.require_role,
+            max_token_lifetime: policy.max_token_lifetime.map(|d| d.as_secs()),
+            clients,
+        }
+    }
+}
+
+/// `POST .../clients`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewClient {
+    pub name: String,
+    pub id: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Seconds.
+    pub token_lifetime: Option<u64>,
+    /// RFC 3339 or a date; absent or `null`: never.
+    pub expires: Option<String>,
+    pub secret_description: Option<String>,
+    /// RFC 3339 or a date; absent: one year from now; `"never"`: never.
+    pub secret_expires: Option<String>,
+}
+
+/// `PATCH .../clients/{id}`: only the fields present change; `null` clears an optional one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientPatch {
+    pub name: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
+    #[serde(default, with = "double_option")]
+    pub token_lifetime: Option<Option<u64>>,
+    #[serde(default, with = "double_option")]
+    pub expires: Option<Option<String>>,
+    pub enabled: Option<bool>,
+}
+
+/// `POST .../secrets` and `.../secrets/regenerate`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSecret {
+    pub description: Option<String>,
+    /// RFC 3339 or a date; absent: one year from now; `"never"`: never.
+    pub expires: Option<String>,
+}
+
+/// A field that may be absent (no change), `null` (cleared) or set.
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+/// A strong `ETag` of a resource's JSON.
+pub fn etag(view: &impl Serialize) -> String {
+    let json = serde_json::to_vec(view).expect("views serialize");
+    let hash = digest(&SHA256, &json);
+    let hex: String = hash.as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("\"{hex}\"")
+}
+
+/// A secret or client expiry as written in a body: a date or instant, `never`, or absent
+/// (`default`).
+pub fn expiry(
+    text: Option<&str>,
+    default: Option<Duration>,
+    now: OffsetDateTime,
+) -> Result<Option<OffsetDateTime>, String> {
+    match text {
+        None => Ok(default.map(|d| now + d)),
+        Some(text) => crate::timefmt::parse_expiry(text, now),
+    }
+}

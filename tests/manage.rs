@@ -1,0 +1,647 @@
+//! The management API (DESIGN §3) on a real gateway: each organisation's administrators manage
+//! their own clients with credgate's own tokens; operators manage every organisation.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{client_toml, json, Gateway, Setup, GRANT};
+use serde_json::{json, Value};
+
+const SECRET: &str = "manage-test-secret";
+const MANAGE: &str = "credgate:manage";
+
+fn org(name: &str, scopes: &str, default_roles: &str, clients: &str) -> String {
+    format!(
+        "[organization]\nname = \"{name}\"\nscopes = [{scopes}]\ndefault_roles = [{default_roles}]\n\n{clients}"
+    )
+}
+
+fn admin(id: &str, scopes: &str) -> String {
+    client_toml(id, SECRET, &format!("scopes = [{scopes}]"), "")
+}
+
+fn setup() -> Setup {
+    let acme = org(
+        "Acme Corp",
+        "\"payroll.read\", \"payroll.write\", \"credgate:manage\"",
+        "\"tenant-member\"",
+        &(admin("admin", "\"credgate:manage\"") + &admin("app", "\"payroll.read\"")),
+    );
+    let globex = org(
+        "Globex",
+        "\"payroll.read\", \"credgate:manage\"",
+        "",
+        &admin("admin", "\"credgate:manage\""),
+    );
+    let vendor = org(
+        "Vendor",
+        "\"credgate:manage\"",
+        "",
+        &admin("ops", "\"credgate:manage\""),
+    );
+    Setup::organizations(
+        "http://127.0.0.1:PORT/{org}",
+        &[("acme", acme), ("globex", globex), ("vendor", vendor)],
+    )
+    // The tests poll for secrets that stop working: no brute-force limit in the way.
+    .issuer("failure_limit_per_client = 0\nfailure_limit_per_ip = 0")
+    .tables(
+        "[manage]\nprefix = \"/manage/v1\"\nscope = \"credgate:manage\"\noperator_org = \"vendor\"\n\
+         audit_log = \"@HOME@/audit.log\"\nmax_secrets_per_client = 3\n",
+    )
+}
+
+async fn token_of(gw: &Gateway, org: &str, client: &str, secret: &str) -> reqwest::Response {
+    gw.http
+        .post(gw.url(&format!("/{org}/connect/token")))
+        .basic_auth(client, Some(secret))
+        .form(&[GRANT])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn token(gw: &Gateway, org: &str, client: &str, secret: &str) -> String {
+    let response = token_of(gw, org, client, secret).await;
+    assert_eq!(response.status(), 200, "{org}/{client}");
+    json(response).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A management API client with one bearer token.
+struct Api<'a> {
+    gw: &'a Gateway,
+    token: String,
+}
+
+impl Api<'_> {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.gw
+            .http
+            .request(method, self.gw.url(&format!("/manage/v1{path}")))
+            .bearer_auth(&self.token)
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = self.request(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON: {text}"))
+        };
+        (status, headers, value)
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let (s, _, v) = self.call(reqwest::Method::GET, path, None).await;
+        (s, v)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let (s, _, v) = self.call(reqwest::Method::POST, path, Some(body)).await;
+        (s, v)
+    }
+}
+
+async fn api<'a>(gw: &'a Gateway, org: &str, client: &str) -> Api<'a> {
+    Api {
+        token: token(gw, org, client, SECRET).await,
+        gw,
+    }
+}
+
+/// Polls until `org/client` gets a token with `secret` (or fails to, with `want`), 5 s at most.
+async fn eventually_status(gw: &Gateway, org: &str, client: &str, secret: &str, want: u16) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = token_of(gw, org, client, secret).await.status().as_u16();
+        if status == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{org}/{client}: {status}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn an_organisation_administrator_runs_a_client_through_its_whole_life() {
+    let gw = setup().start();
+    let api = api(&gw, "acme", "admin").await;
+
+    // Add: the secret is shown this once, never cached.
+    let (status, headers, created) = api
+        .call(
+            reqwest::Method::POST,
+            "/orgs/acme/clients",
+            Some(
+                json!({"name": "Payroll Sync", "scopes": ["payroll.read"], "roles": ["payroll"],
+                        "token_lifetime": 900, "secret_description": "first"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(
+        headers["location"],
+        "/manage/v1/orgs/acme/clients/payroll-sync"
+    );
+    assert!(headers.contains_key("etag") && headers.contains_key("x-request-id"));
+    let client = &created["client"];
+    assert_eq!(client["id"], "payroll-sync");
+    assert_eq!(client["default_roles"], json!(["tenant-member"]));
+    assert_eq!(client["token_lifetime"], 900);
+    assert!(!created.to_string().contains("argon2"), "never a hash");
+    let first = created["client_secret"].as_str().unwrap().to_owned();
+    let first_id = client["secrets"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(client["secrets"][0]["description"], "first");
+    assert!(
+        client["secrets"][0]["expires"].is_string(),
+        "a year by default"
+    );
+
+    eventually_status(&gw, "acme", "payroll-sync", &first, 200).await;
+    let minted = token(&gw, "acme", "payroll-sync", &first).await;
+    assert_eq!(
+        claims(&minted)["roles"],
+        json!(["tenant-member", "payroll"])
+    );
+
+    let (status, list) = api.get("/orgs/acme/clients").await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = list["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["admin", "app", "payroll-sync"]);
+
+    // A second secret, then the first removed, then everything regenerated.
+    let (status, added) = api
+        .post(
+            "/orgs/acme/clients/payroll-sync/secrets",
+            json!({"description": "second", "expires": "never"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{added}");
+    let second = added["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(added["secret"]["expires"], Value::Null);
+    eventually_status(&gw, "acme", "payroll-sync", &second, 200).await;
+    assert_eq!(
+        token_of(&gw, "acme", "payroll-sync", &first).await.status(),
+        200
+    );
+    let (status, _, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/orgs/acme/clients/payroll-sync/secrets/{first_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    eventually_status(&gw, "acme", "payroll-sync", &first, 401).await;
+    let (status, regenerated) = api
+        .post(
+            "/orgs/acme/clients/payroll-sync/secrets/regenerate",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{regenerated}");
+    let third = regenerated["client_secret"].as_str().unwrap().to_owned();
+    eventually_status(&gw, "acme", "payroll-sync", &second, 401).await;
+    eventually_status(&gw, "acme", "payroll-sync", &third, 200).await;
+
+    // A role added shows in the next token; disabling stops the next protected call.
+    let (status, _, patched) = api
+        .call(
+            reqwest::Method::PATCH,
+            "/orgs/acme/clients/payroll-sync",
+            Some(json!({"roles": ["payroll", "hr"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while claims(&token(&gw, "acme", "payroll-sync", &third).await)["roles"]
+        != json!(["tenant-member", "payroll", "hr"])
+    {
+        assert!(Instant::now() < deadline, "the new role never showed");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (status, _, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            "/orgs/acme/clients/payroll-sync",
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    eventually_status(&gw, "acme", "payroll-sync", &third, 401).await;
+    let (status, revoked) = api
+        .post("/orgs/acme/clients/payroll-sync/revoke-tokens", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    assert!(revoked["tokens_not_before"].is_string());
+
+    let (status, _, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            "/orgs/acme/clients/payroll-sync",
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(api.get("/orgs/acme/clients/payroll-sync").await.0, 404);
+
+    // One audit line per change, by this administrator, never a secret.
+    let audit = std::fs::read_to_string(gw.home.join("audit.log")).unwrap();
+    let lines: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<&str> = lines
+        .iter()
+        .map(|l| l["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "client.create",
+            "secret.add",
+            "secret.remove",
+            "secret.regenerate",
+            "client.update",
+            "client.update",
+            "client.revoke_tokens",
+            "client.delete"
+        ]
+    );
+    assert!(lines
+        .iter()
+        .all(|l| l["actor"] == "acme/admin" && l["result"] == "ok"));
+    assert_eq!(lines[2]["secret_id"], first_id);
+    for secret in [&first, &second, &third] {
+        assert!(!audit.contains(secret.as_str()));
+    }
+    assert!(!audit.contains("argon2"));
+}
+
+#[tokio::test]
+async fn an_organisation_administrator_cannot_see_or_touch_another_organisation() {
+    let gw = setup().start();
+    let acme = api(&gw, "acme", "admin").await;
+    let (status, missing) = acme.get("/orgs/nope/clients").await;
+    assert_eq!(status, 404);
+    for (method, path, body) in [
+        (reqwest::Method::GET, "/orgs/globex/clients", None),
+        (reqwest::Method::GET, "/orgs/globex", None),
+        (reqwest::Method::GET, "/orgs/globex/clients/admin", None),
+        (
+            reqwest::Method::POST,
+            "/orgs/globex/clients",
+            Some(json!({"name": "x"})),
+        ),
+        (
+            reqwest::Method::PATCH,
+            "/orgs/globex/clients/admin",
+            Some(json!({"enabled": false})),
+        ),
+        (reqwest::Method::DELETE, "/orgs/globex/clients/admin", None),
+        (
+            reqwest::Method::POST,
+            "/orgs/globex/clients/admin/secrets",
+            Some(json!({})),
+        ),
+        (
+            reqwest::Method::POST,
+            "/orgs/globex/clients/admin/revoke-tokens",
+            None,
+        ),
+    ] {
+        let (status, headers, body) = acme.call(method.clone(), path, body).await;
+        assert_eq!(status, 404, "{method} {path}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        // Exactly what a missing organisation answers, but for its name: nothing leaks.
+        assert_eq!(
+            body["detail"],
+            missing["detail"]
+                .as_str()
+                .unwrap()
+                .replace("nope", "globex")
+        );
+    }
+    assert_eq!(acme.get("/orgs").await.0, 403);
+    let (status, own) = acme.get("/orgs/acme").await;
+    assert_eq!(status, 200);
+    assert_eq!(own["default_roles"], json!(["tenant-member"]));
+    // Globex's admin still works: nothing was changed.
+    eventually_status(&gw, "globex", "admin", SECRET, 200).await;
+    assert!(!std::fs::read_to_string(gw.home.join("audit.log"))
+        .unwrap()
+        .contains("globex/admin\""));
+
+    // The operator sees and manages everyone.
+    let ops = api(&gw, "vendor", "ops").await;
+    let (status, orgs) = ops.get("/orgs").await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = orgs["organizations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["acme", "globex", "vendor"]);
+    assert_eq!(ops.get("/orgs/globex/clients").await.0, 200);
+}
+
+#[tokio::test]
+async fn nobody_grants_more_than_their_organisation_allows() {
+    let gw = setup().start();
+    let acme = api(&gw, "acme", "admin").await;
+    let (status, body) = acme
+        .post(
+            "/orgs/acme/clients",
+            json!({"name": "Sneaky", "scopes": [MANAGE]}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("only an operator"));
+    let (status, _, body) = acme
+        .call(
+            reqwest::Method::PATCH,
+            "/orgs/acme/clients/app",
+            Some(json!({"scopes": [MANAGE]})),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = acme
+        .post(
+            "/orgs/acme/clients",
+            json!({"name": "Wide", "scopes": ["payroll.admin"]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not in the organisation's scopes"),
+        "{body}"
+    );
+
+    // Without the manage scope, or without a token, nothing.
+    let app = api(&gw, "acme", "app").await;
+    let (status, body) = app.get("/orgs/acme/clients").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
+    let response = gw
+        .http
+        .get(gw.url("/manage/v1/orgs/acme/clients"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    let response = gw
+        .http
+        .get(gw.url("/manage/v1/orgs/acme/clients"))
+        .bearer_auth("not.a.token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    // An operator may grant the management scope where the organisation lists it.
+    let ops = api(&gw, "vendor", "ops").await;
+    let (status, body) = ops
+        .post(
+            "/orgs/acme/clients",
+            json!({"name": "Second Admin", "scopes": [MANAGE]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = ops
+        .post(
+            "/orgs/globex/clients",
+            json!({"name": "W", "scopes": ["payroll.write"]}),
+        )
+        .await;
+    assert_eq!(
+        status, 422,
+        "not even an operator goes past an organisation's scopes: {body}"
+    );
+}
+
+#[tokio::test]
+async fn stale_etags_and_bad_requests_are_refused_with_problem_details() {
+    let gw = setup().start();
+    let api = api(&gw, "acme", "admin").await;
+    let (status, headers, _) = api
+        .call(reqwest::Method::GET, "/orgs/acme/clients/app", None)
+        .await;
+    assert_eq!(status, 200);
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let patch = |tag: &str, body: Value| {
+        api.request(reqwest::Method::PATCH, "/orgs/acme/clients/app")
+            .header("if-match", tag)
+            .json(&body)
+            .send()
+    };
+    let fresh = patch(&etag, json!({"name": "App v2"})).await.unwrap();
+    assert_eq!(fresh.status(), 200);
+    let new_etag = fresh.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(new_etag, etag);
+    let stale = patch(&etag, json!({"name": "App v3"})).await.unwrap();
+    assert_eq!(stale.status(), 412);
+    assert_eq!(json(stale).await["code"], "precondition_failed");
+    let stale_delete = api
+        .request(reqwest::Method::DELETE, "/orgs/acme/clients/app")
+        .header("if-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale_delete.status(), 412);
+    assert_eq!(api.get("/orgs/acme/clients/app").await.1["name"], "App v2");
+
+    // Bad inputs, each with a problem a person can read.
+    let (status, body) = api
+        .post("/orgs/acme/clients", json!({"name": "X", "colour": "red"}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("colour"));
+    let response = api
+        .request(reqwest::Method::POST, "/orgs/acme/clients")
+        .header("content-type", "text/plain")
+        .body("name=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    let response = api
+        .request(reqwest::Method::POST, "/orgs/acme/clients")
+        .header("content-type", "application/json")
+        .body(vec![b' '; 70 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(api.get("/orgs/acme/nothing").await.0, 404);
+    let (status, _, _) = api
+        .call(reqwest::Method::PUT, "/orgs/acme/clients/app", None)
+        .await;
+    assert_eq!(status, 405);
+    let (status, body) = api
+        .post("/orgs/acme/clients", json!({"name": "App", "id": "app"}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = api
+        .post("/orgs/acme/clients", json!({"name": "Bad", "id": "a b"}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    // The only secret of a client cannot go, even forced; the last valid one only forced.
+    let app_secret = api.get("/orgs/acme/clients/app").await.1["secrets"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let remove = |force: &str| {
+        api.request(
+            reqwest::Method::DELETE,
+            &format!("/orgs/acme/clients/app/secrets/{app_secret}{force}"),
+        )
+        .send()
+    };
+    assert_eq!(remove("").await.unwrap().status(), 409);
+    assert_eq!(remove("?force=true").await.unwrap().status(), 409);
+    // At most max_secrets_per_client (3).
+    for _ in 0..2 {
+        assert_eq!(
+            api.post("/orgs/acme/clients/app/secrets", json!({}))
+                .await
+                .0,
+            201
+        );
+    }
+    let (status, body) = api.post("/orgs/acme/clients/app/secrets", json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    let (status, _, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            "/orgs/acme/clients/app/secrets/nosuch",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_api_writers_and_cli_edits_lose_nothing() {
+    let gw = setup().start();
+    let api = api(&gw, "acme", "admin").await;
+    let url = gw.url("/manage/v1/orgs/acme/clients");
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let (http, url, token) = (gw.http.clone(), url.clone(), api.token.clone());
+        writers.spawn(async move {
+            for n in 0..6 {
+                let response = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({"name": format!("w{w} n{n}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+            }
+        });
+    }
+    for n in 0..4 {
+        let config = gw.config.clone();
+        writers.spawn(async move {
+            let name = format!("cli {n}");
+            let output = tokio::task::spawn_blocking(move || {
+                common::cli(
+                    &config,
+                    &["client", "add", "--org", "acme", "--name", &name, "--json"],
+                )
+            })
+            .await
+            .unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+    let (status, list) = api.get("/orgs/acme/clients").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["clients"].as_array().unwrap().len(), 2 + 8 * 6 + 4);
+    let audit = std::fs::read_to_string(gw.home.join("audit.log")).unwrap();
+    assert_eq!(
+        audit
+            .lines()
+            .filter(|l| l.contains("client.create"))
+            .count(),
+        8 * 6
+    );
+}
+
+#[tokio::test]
+async fn a_client_created_on_one_instance_gets_a_token_on_another() {
+    let a = setup().start();
+    let b = Setup {
+        home: Some(a.home.clone()),
+        ..setup()
+    }
+    .start();
+    let api = api(&a, "acme", "admin").await;
+    let (status, created) = api
+        .post("/orgs/acme/clients", json!({"name": "Shared"}))
+        .await;
+    assert_eq!(status, 201);
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    eventually_status(&b, "acme", "shared", &secret, 200).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
