@@ -614,13 +614,20 @@ async fn parallel_api_writers_and_cli_edits_lose_nothing() {
     assert_eq!(status, 200);
     assert_eq!(list["clients"].as_array().unwrap().len(), 2 + 8 * 6 + 4);
     let audit = std::fs::read_to_string(gw.home.join("audit.log")).unwrap();
-    assert_eq!(
-        audit
-            .lines()
-            .filter(|l| l.contains("client.create"))
-            .count(),
-        8 * 6
-    );
+    let lines: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let created_by = |actor: &str| {
+        lines
+            .iter()
+            .filter(|l| l["action"] == "client.create" && l["result"] == "ok")
+            .filter(|l| l["actor"].as_str().unwrap().starts_with(actor))
+            .count()
+    };
+    assert_eq!(created_by("acme/admin"), 8 * 6, "one line per API change");
+    assert_eq!(created_by("cli:"), 4, "CLI edits are audited too");
+    assert_eq!(lines.len(), 8 * 6 + 4);
 }
 
 #[tokio::test]

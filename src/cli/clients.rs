@@ -6,7 +6,9 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::registry::editor::Editor;
+use crate::registry::audit::{AuditLog, Entry};
+use crate::registry::edit::RegistryDocument;
+use crate::registry::editor::{EditError, Editor};
 use crate::registry::validate::{self, is_valid_client_id};
 use crate::registry::{Client, Secret};
 use crate::timefmt::{format_duration, format_instant, parse_duration, parse_expiry};
@@ -84,18 +86,20 @@ pub enum SecretCommand {
     },
 }
 
-pub fn client(registry: &Editor, command: ClientCommand) -> anyhow::Result<()> {
+pub fn client(registry: &Audited<'_>, command: ClientCommand) -> anyhow::Result<()> {
     match command {
         ClientCommand::Add(args) => add(registry, args),
         ClientCommand::List => list(registry),
         ClientCommand::Show { id } => show(registry, &id),
         ClientCommand::Disable { id } => {
-            registry.edit_client(&id, |doc| doc.set_enabled(&id, false))?;
+            registry.edit_client("client.update", &id, None, |doc| {
+                doc.set_enabled(&id, false)
+            })?;
             println!("Disabled client {id:?}.");
             Ok(())
         }
         ClientCommand::Enable { id } => {
-            registry.edit_client(&id, |doc| doc.set_enabled(&id, true))?;
+            registry.edit_client("client.update", &id, None, |doc| doc.set_enabled(&id, true))?;
             println!("Enabled client {id:?}.");
             Ok(())
         }
@@ -104,7 +108,9 @@ pub fn client(registry: &Editor, command: ClientCommand) -> anyhow::Result<()> {
             // minted earlier in this second cannot slip through.
             let now = OffsetDateTime::now_utc();
             let cutoff = now.replace_nanosecond(0).unwrap_or(now) + time::Duration::SECOND;
-            registry.edit_client(&id, |doc| doc.set_tokens_not_before(&id, cutoff))?;
+            registry.edit_client("client.revoke_tokens", &id, None, |doc| {
+                doc.set_tokens_not_before(&id, cutoff)
+            })?;
             println!(
                 "Tokens issued to {id:?} before {} are revoked.",
                 format_instant(cutoff)
@@ -112,29 +118,35 @@ pub fn client(registry: &Editor, command: ClientCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ClientCommand::Remove { id } => {
-            registry.edit_client(&id, |doc| doc.remove_client(&id))?;
+            registry.edit_client("client.delete", &id, None, |doc| doc.remove_client(&id))?;
             println!("Removed client {id:?}.");
             Ok(())
         }
     }
 }
 
-pub fn secret(registry: &Editor, command: SecretCommand) -> anyhow::Result<()> {
+pub fn secret(registry: &Audited<'_>, command: SecretCommand) -> anyhow::Result<()> {
     match command {
         SecretCommand::Add { id, secret } => {
             let (plain, entry) = new_secret(&secret)?;
-            registry.edit_client(&id, |doc| doc.add_secret(&id, &entry))?;
+            registry.edit_client("secret.add", &id, Some(&entry.id), |doc| {
+                doc.add_secret(&id, &entry)
+            })?;
             print_secret(&id, &entry.id, &plain, secret.json, "Added a secret to");
             Ok(())
         }
         SecretCommand::Remove { id, secret_id } => {
-            registry.edit_client(&id, |doc| doc.remove_secret(&id, &secret_id))?;
+            registry.edit_client("secret.remove", &id, Some(&secret_id), |doc| {
+                doc.remove_secret(&id, &secret_id)
+            })?;
             println!("Removed secret {secret_id} of client {id:?}.");
             Ok(())
         }
         SecretCommand::Rotate { id, secret } => {
             let (plain, entry) = new_secret(&secret)?;
-            registry.edit_client(&id, |doc| doc.replace_secrets(&id, &entry))?;
+            registry.edit_client("secret.regenerate", &id, Some(&entry.id), |doc| {
+                doc.replace_secrets(&id, &entry)
+            })?;
             print_secret(
                 &id,
                 &entry.id,
@@ -147,7 +159,7 @@ pub fn secret(registry: &Editor, command: SecretCommand) -> anyhow::Result<()> {
     }
 }
 
-fn add(registry: &Editor, args: AddArgs) -> anyhow::Result<()> {
+fn add(registry: &Audited<'_>, args: AddArgs) -> anyhow::Result<()> {
     let id = match args.id {
         Some(id) => id,
         None => validate::client_id_from_name(&args.name)
@@ -176,7 +188,7 @@ fn add(registry: &Editor, args: AddArgs) -> anyhow::Result<()> {
         tokens_not_before: None,
         secrets: vec![secret],
     };
-    let ((), file) = registry.edit_new(&id, |doc| doc.add_client(&client))?;
+    let file = registry.edit_new(&id, |doc| doc.add_client(&client))?;
     if !args.secret.json {
         println!("Created client {id:?} in {}.", file.display());
     }
@@ -211,7 +223,7 @@ fn print_secret(id: &str, secret_id: &str, secret: &str, as_json: bool, action: 
     println!("Copy the secret now: it is shown only this once (the registry keeps only its hash).");
 }
 
-fn list(registry: &Editor) -> anyhow::Result<()> {
+fn list(registry: &Audited<'_>) -> anyhow::Result<()> {
     let loaded = registry.load()?;
     let now = OffsetDateTime::now_utc();
     println!(
@@ -231,7 +243,7 @@ fn list(registry: &Editor) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn show(registry: &Editor, id: &str) -> anyhow::Result<()> {
+fn show(registry: &Audited<'_>, id: &str) -> anyhow::Result<()> {
     let loaded = registry.load()?;
     let client = loaded
         .get(id)
@@ -279,4 +291,89 @@ fn status(client: &Client, now: OffsetDateTime) -> &'static str {
     } else {
         "expired"
     }
+}
+
+/// The registry a command edits, and the audit log its changes go to (`[manage] audit_log`,
+/// when the config read names one), as `cli:<user>`.
+pub struct Audited<'a> {
+    pub editor: &'a Editor,
+    pub audit: Option<&'a AuditLog>,
+}
+
+impl Audited<'_> {
+    fn load(&self) -> anyhow::Result<crate::registry::Registry> {
+        Ok(self.editor.load()?)
+    }
+
+    fn target(&self, id: &str) -> String {
+        match &self.editor.org {
+            Some(org) => format!("{org}/{id}"),
+            None => id.to_owned(),
+        }
+    }
+
+    /// [`Editor::edit_client`], audited as `action` (on secret `secret_id`, if any).
+    fn edit_client(
+        &self,
+        action: &str,
+        id: &str,
+        secret_id: Option<&str>,
+        change: impl FnOnce(&mut RegistryDocument) -> Result<(), String>,
+    ) -> anyhow::Result<()> {
+        let result = self.editor.edit_client(id, change).map(|_| ());
+        self.record(action, id, secret_id, &result)?;
+        Ok(result?)
+    }
+
+    /// [`Editor::edit_new`], audited as `client.create`; the file written.
+    fn edit_new(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut RegistryDocument) -> Result<(), String>,
+    ) -> anyhow::Result<std::path::PathBuf> {
+        let result = self.editor.edit_new(id, change).map(|((), file)| file);
+        self.record("client.create", id, None, &result)?;
+        Ok(result?)
+    }
+
+    fn record<T>(
+        &self,
+        action: &str,
+        id: &str,
+        secret_id: Option<&str>,
+        result: &Result<T, EditError>,
+    ) -> anyhow::Result<()> {
+        let Some(audit) = self.audit else {
+            return Ok(());
+        };
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(EditError::Missing(_)) => "not_found",
+            Err(EditError::Refused(_)) => "conflict",
+            Err(EditError::Invalid(_)) => "invalid",
+            Err(EditError::Precondition(_)) => "precondition_failed",
+            Err(EditError::Io(_)) => "registry_unwritable",
+        };
+        let actor = cli_actor();
+        audit
+            .record(&Entry {
+                actor: &actor,
+                action,
+                target: &self.target(id),
+                secret_id,
+                result: outcome,
+                request_id: None,
+            })
+            .map_err(|e| anyhow!("cannot write the audit log: {e}"))
+    }
+}
+
+/// `cli:<user>`: who ran the command, as the audit log names them.
+pub fn cli_actor() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
+        // SAFETY: getuid(2) cannot fail and touches no memory.
+        .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }));
+    format!("cli:{user}")
 }

@@ -95,10 +95,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if let Command::Client(_) | Command::Secret(_) = command {
         crate::serve::logging::init(&LogConfig::default());
-        let target = registry_target(cli.config.as_deref(), cli.registry, cli.org, cli.create)?;
+        let (target, audit_log) =
+            registry_target(cli.config.as_deref(), cli.registry, cli.org, cli.create)?;
+        let audit = audit_log
+            .map(|path| {
+                crate::registry::audit::AuditLog::open(&path)
+                    .map_err(|e| anyhow::anyhow!("manage.audit_log {}: {e}", path.display()))
+            })
+            .transpose()?;
+        let registry = clients::Audited {
+            editor: &target,
+            audit: audit.as_ref(),
+        };
         return match command {
-            Command::Client(command) => clients::client(&target, command),
-            Command::Secret(command) => clients::secret(&target, command),
+            Command::Client(command) => clients::client(&registry, command),
+            Command::Secret(command) => clients::secret(&registry, command),
             _ => unreachable!("only registry commands get here"),
         };
     }
@@ -139,8 +150,9 @@ fn registry_target(
     registry: Option<PathBuf>,
     org: Option<String>,
     create: bool,
-) -> anyhow::Result<crate::registry::editor::Editor> {
+) -> anyhow::Result<(crate::registry::editor::Editor, Option<PathBuf>)> {
     let target = registry_files(config, registry, create)?;
+    let audit_log = target.audit_log.clone();
     match (org, target.org_mode) {
         (None, Some(true)) => anyhow::bail!(
             "this gateway serves organisations ([organizations] in its config): name one with --org ID"
@@ -152,19 +164,23 @@ fn registry_target(
             if let Some(problem) = crate::oauth::issuer_url::org_id_problem(&org) {
                 anyhow::bail!("--org: {problem}");
             }
-            Ok(crate::registry::editor::Editor {
+            let editor = crate::registry::editor::Editor {
                 path: target.path.join(format!("{org}.toml")),
                 limits: target.limits,
                 may_create: false,
                 org: Some(org),
-            })
+            };
+            Ok((editor, audit_log))
         }
-        (None, _) => Ok(crate::registry::editor::Editor {
-            path: target.path,
-            limits: target.limits,
-            may_create: target.may_create,
-            org: None,
-        }),
+        (None, _) => {
+            let editor = crate::registry::editor::Editor {
+                path: target.path,
+                limits: target.limits,
+                may_create: target.may_create,
+                org: None,
+            };
+            Ok((editor, audit_log))
+        }
     }
 }
 
@@ -187,6 +203,8 @@ struct RegistryFiles {
     may_create: bool,
     /// Whether the config read has `[organizations]`; `None` when no config was read.
     org_mode: Option<bool>,
+    /// `[manage] audit_log` of the config read: registry edits are audited there too.
+    audit_log: Option<PathBuf>,
 }
 
 fn registry_files(
@@ -201,6 +219,7 @@ fn registry_files(
         let config = Config::load(config.unwrap_or(default))?;
         return Ok(RegistryFiles {
             org_mode: Some(org_mode(&config)),
+            audit_log: config.manage.as_ref().map(|m| m.audit_log.clone()),
             path: config.registry.path,
             limits: config.issuer.lifetimes,
             may_create: true,
@@ -236,6 +255,10 @@ fn registry_files(
         limits,
         may_create: create || names_it,
         org_mode: loaded.as_ref().map(org_mode),
+        audit_log: loaded
+            .as_ref()
+            .and_then(|c| c.manage.as_ref())
+            .map(|m| m.audit_log.clone()),
     })
 }
 
