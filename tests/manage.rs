@@ -652,3 +652,96 @@ async fn a_client_created_on_one_instance_gets_a_token_on_another() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn operators_create_change_and_remove_organisations() {
+    let gw = setup().start();
+    let acme = api(&gw, "acme", "admin").await;
+    assert_eq!(
+        acme.post("/orgs", json!({"id": "initech", "name": "I"}))
+            .await
+            .0,
+        403
+    );
+    let (status, _, _) = acme
+        .call(
+            reqwest::Method::PATCH,
+            "/orgs/acme",
+            Some(json!({"scopes": []})),
+        )
+        .await;
+    assert_eq!(status, 403, "an organisation does not change its own plan");
+    let (status, _, _) = acme
+        .call(reqwest::Method::DELETE, "/orgs/globex", None)
+        .await;
+    assert_eq!(status, 404);
+
+    let ops = api(&gw, "vendor", "ops").await;
+    let (status, created) = ops
+        .post(
+            "/orgs",
+            json!({"id": "initech", "name": "Initech", "scopes": ["payroll.read", MANAGE],
+                   "default_roles": ["tenant-member"], "max_token_lifetime": 600}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["max_token_lifetime"], 600);
+    assert_eq!(
+        ops.post("/orgs", json!({"id": "initech", "name": "Again"}))
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        ops.post("/orgs", json!({"id": "Bad Id", "name": "X"}))
+            .await
+            .0,
+        400
+    );
+    let (status, client) = ops
+        .post(
+            "/orgs/initech/clients",
+            json!({"name": "App", "scopes": ["payroll.read"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{client}");
+    let secret = client["client_secret"].as_str().unwrap().to_owned();
+    eventually_status(&gw, "initech", "app", &secret, 200).await;
+
+    // A plan narrowed under a client that uses the scope is refused; disabling applies.
+    let (status, _, body) = ops
+        .call(
+            reqwest::Method::PATCH,
+            "/orgs/initech",
+            Some(json!({"scopes": [MANAGE]})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _, body) = ops
+        .call(
+            reqwest::Method::PATCH,
+            "/orgs/initech",
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["enabled"], false);
+    eventually_status(&gw, "initech", "app", &secret, 401).await;
+
+    let (status, _, _) = ops
+        .call(reqwest::Method::DELETE, "/orgs/initech", None)
+        .await;
+    assert_eq!(status, 409, "it still has a client");
+    let (status, _, _) = ops
+        .call(reqwest::Method::DELETE, "/orgs/initech?force=true", None)
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(ops.get("/orgs/initech").await.0, 404);
+    let audit = std::fs::read_to_string(gw.home.join("audit.log")).unwrap();
+    for action in ["org.create", "org.update", "org.delete"] {
+        assert!(
+            audit.contains(&format!("\"action\":\"{action}\",\"target\":\"initech\"")),
+            "{action}: {audit}"
+        );
+    }
+}

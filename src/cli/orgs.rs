@@ -4,13 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use clap::Subcommand;
 
 use crate::config::Limits;
 use crate::oauth::issuer_url::org_id_problem;
-use crate::registry::atomic;
 use crate::registry::edit::RegistryDocument;
+use crate::registry::editor::{EditError, Editor};
 use crate::registry::file::Source;
 use crate::registry::org_file::{read_org, read_orgs, OrgRead};
 use crate::registry::OrgPolicy;
@@ -91,7 +91,7 @@ pub fn org(dir: &Path, limits: &Limits, command: OrgCommand) -> anyhow::Result<(
             println!("Enabled organisation {id:?}.");
             Ok(())
         }
-        OrgCommand::Remove { id, force } => remove(dir, &id, force),
+        OrgCommand::Remove { id, force } => remove(dir, limits, &id, force),
     }
 }
 
@@ -111,14 +111,14 @@ fn existing(dir: &Path, id: &str) -> anyhow::Result<Source> {
     Ok(Source { path, text })
 }
 
-/// Writes `source` after checking it reads as a valid organisation file.
-fn write_checked(source: &Source, limits: &Limits) -> anyhow::Result<()> {
-    let read = read_org(source, limits);
-    read.problems
-        .into_result(())
-        .context("the change was not written because the organisation file would be invalid")?;
-    atomic::write_atomic(&source.path, &source.text)
-        .with_context(|| format!("cannot write {}", source.path.display()))
+/// The editor of organisation `id`'s file (which the CLI and the API share).
+fn editor(dir: &Path, limits: &Limits, id: &str) -> anyhow::Result<Editor> {
+    Ok(Editor {
+        path: file_of(dir, id)?,
+        limits: *limits,
+        may_create: false,
+        org: Some(id.to_owned()),
+    })
 }
 
 fn add(dir: &Path, limits: &Limits, id: &str, policy: &OrgPolicy) -> anyhow::Result<()> {
@@ -129,19 +129,9 @@ fn add(dir: &Path, limits: &Limits, id: &str, policy: &OrgPolicy) -> anyhow::Res
             crate::problems::relative_to_cwd(dir)
         );
     }
-    let path = file_of(dir, id)?;
-    if path.exists() {
-        bail!("organisation {id:?} already exists ({})", path.display());
-    }
-    let text = RegistryDocument::new_organization(policy).render();
-    write_checked(
-        &Source {
-            path: path.clone(),
-            text,
-        },
-        limits,
-    )?;
-    println!("Created organisation {id:?} in {}.", path.display());
+    let editor = editor(dir, limits, id)?;
+    editor.create_organization(&RegistryDocument::new_organization(policy))?;
+    println!("Created organisation {id:?} in {}.", editor.path.display());
     println!("Add its clients with `credgate client add --org {id} --name NAME`.");
     Ok(())
 }
@@ -152,24 +142,16 @@ fn edit(
     id: &str,
     change: impl FnOnce(&mut RegistryDocument) -> Result<(), String>,
 ) -> anyhow::Result<()> {
-    let mut source = existing(dir, id)?;
-    let mut doc = RegistryDocument::parse(&source.text)
-        .map_err(|e| anyhow!("{}: {e}", source.path.display()))?;
-    change(&mut doc).map_err(|e| anyhow!("{}: {e}", source.path.display()))?;
-    source.text = doc.render();
-    write_checked(&source, limits)
+    Ok(editor(dir, limits, id)?.edit_organization(change)?)
 }
 
-fn remove(dir: &Path, id: &str, force: bool) -> anyhow::Result<()> {
-    let source = existing(dir, id)?;
-    let clients = RegistryDocument::parse(&source.text).map_or(0, |d| d.client_count());
-    if clients > 0 && !force {
-        bail!(
-            "organisation {id:?} has {clients} client(s); remove them first, or pass --force to remove it with them"
-        );
-    }
-    atomic::remove_durably(&source.path)
-        .with_context(|| format!("cannot remove {}", source.path.display()))?;
+fn remove(dir: &Path, limits: &Limits, id: &str, force: bool) -> anyhow::Result<()> {
+    let clients = editor(dir, limits, id)?
+        .remove_organization(force)
+        .map_err(|e| match e {
+            EditError::Refused(m) => anyhow!("{m} (--force)"),
+            e => e.into(),
+        })?;
     println!("Removed organisation {id:?} ({clients} client(s)).");
     Ok(())
 }

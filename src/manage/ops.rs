@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 
 use super::problem::Problem;
 use super::views::{
-    etag, expiry, ClientPatch, ClientView, NewClient, NewSecret, OrgView, SecretView,
+    etag, expiry, ClientPatch, ClientView, NewClient, NewOrg, NewSecret, OrgPatch, OrgView,
+    SecretView,
 };
 use super::{Answer, Audited, Caller, Manage, ManageRequest};
 use crate::oauth::issuer_url::is_valid_org_id;
@@ -30,7 +31,10 @@ const DEFAULT_SECRET_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 #[derive(Debug)]
 enum Op {
     ListOrgs,
+    CreateOrg,
     GetOrg(String),
+    PatchOrg(String),
+    DeleteOrg(String),
     ListClients(String),
     CreateClient(String),
     GetClient(String, String),
@@ -75,9 +79,14 @@ impl Call {
         };
         let op = match (segments.as_slice(), method) {
             (["orgs"], &Method::GET) => Op::ListOrgs,
-            (["orgs"], _) => return Err(not_allowed("GET")),
-            (["orgs", org], &Method::GET) => Op::GetOrg(owned(org)),
-            (["orgs", _], _) => return Err(not_allowed("GET")),
+            (["orgs"], &Method::POST) => Op::CreateOrg,
+            (["orgs"], _) => return Err(not_allowed("GET, POST")),
+            (["orgs", org], m) => match *m {
+                Method::GET => Op::GetOrg(owned(org)),
+                Method::PATCH => Op::PatchOrg(owned(org)),
+                Method::DELETE => Op::DeleteOrg(owned(org)),
+                _ => return Err(not_allowed("GET, PATCH, DELETE")),
+            },
             (["orgs", org, "clients"], &Method::GET) => Op::ListClients(owned(org)),
             (["orgs", org, "clients"], &Method::POST) => Op::CreateClient(owned(org)),
             (["orgs", _, "clients"], _) => return Err(not_allowed("GET, POST")),
@@ -135,6 +144,14 @@ impl Call {
         let client = |org: &str, id: &str| format!("{org}/{id}");
         let (action, target, secret_id) = match &self.op {
             Op::ListOrgs | Op::GetOrg(_) | Op::ListClients(_) | Op::GetClient(..) => return None,
+            Op::CreateOrg => {
+                let body: serde_json::Value =
+                    serde_json::from_slice(&self.body).unwrap_or_default();
+                let id = body["id"].as_str().unwrap_or("").chars().take(64).collect();
+                ("org.create", id, None)
+            }
+            Op::PatchOrg(org) => ("org.update", org.clone(), None),
+            Op::DeleteOrg(org) => ("org.delete", org.clone(), None),
             Op::CreateClient(org) => ("client.create", org.clone(), None),
             Op::PatchClient(org, id) => ("client.update", client(org, id), None),
             Op::DeleteClient(org, id) => ("client.delete", client(org, id), None),
@@ -176,6 +193,20 @@ impl Call {
                 let view = ClientView::of(client, &policy, now);
                 let tag = etag(&view);
                 Ok(ok(json!(view), Some(tag)))
+            }
+            Op::CreateOrg => self.create_org(manage),
+            Op::PatchOrg(org) => {
+                let patch: OrgPatch = self.input()?;
+                let (_, editor) = Org::editor(manage, org)?;
+                editor.edit_organization(|doc| apply_org_patch(doc, &patch))?;
+                let (policy, clients) = Org::read(manage, org)?;
+                let view = OrgView::of(org, &policy, clients.len());
+                Ok(ok(json!(view), Some(etag(&view))))
+            }
+            Op::DeleteOrg(org) => {
+                let (_, editor) = Org::editor(manage, org)?;
+                editor.remove_organization(self.force)?;
+                Ok(no_content())
             }
             Op::CreateClient(org) => self.create_client(manage, org, now),
             Op::PatchClient(org, id) => self.patch_client(manage, org, id, now),
@@ -251,6 +282,31 @@ impl Call {
                 ))
             }
         }
+    }
+
+    fn create_org(&self, manage: &Manage) -> Result<Answer, Problem> {
+        let input: NewOrg = self.input()?;
+        if let Some(problem) = crate::oauth::issuer_url::org_id_problem(&input.id) {
+            return Err(Problem::bad_request(problem));
+        }
+        let policy = OrgPolicy {
+            name: input.name,
+            enabled: true,
+            scopes: Some(input.scopes),
+            default_roles: input.default_roles,
+            require_role: input.require_role,
+            max_token_lifetime: input.max_token_lifetime.map(Duration::from_secs),
+        };
+        let editor = Editor {
+            path: Org::path(manage, &input.id),
+            limits: manage.limits,
+            may_create: false,
+            org: Some(input.id.clone()),
+        };
+        editor.create_organization(&RegistryDocument::new_organization(&policy))?;
+        let view = OrgView::of(&input.id, &policy, 0);
+        let location = format!("{}/orgs/{}", manage.prefix(), input.id);
+        Ok(created(json!(view), Some(etag(&view)), Some(location)))
     }
 
     fn create_client(
@@ -417,12 +473,45 @@ fn apply_patch(
     Ok(())
 }
 
+/// Applies a PATCH to the `[organization]` table.
+fn apply_org_patch(doc: &mut RegistryDocument, patch: &OrgPatch) -> Result<(), String> {
+    let array = |items: &[String]| toml_edit::Value::Array(items.iter().collect());
+    if let Some(name) = &patch.name {
+        doc.set_organization_field("name", Some(name.as_str().into()))?;
+    }
+    if let Some(enabled) = patch.enabled {
+        doc.set_organization_field("enabled", Some(enabled.into()))?;
+    }
+    if let Some(scopes) = &patch.scopes {
+        doc.set_organization_field("scopes", Some(array(scopes)))?;
+    }
+    if let Some(roles) = &patch.default_roles {
+        doc.set_organization_field("default_roles", Some(array(roles)))?;
+    }
+    if let Some(required) = patch.require_role {
+        doc.set_organization_field("require_role", Some(required.into()))?;
+    }
+    if let Some(max) = patch.max_token_lifetime {
+        let text = max.map(|s| format_duration(Duration::from_secs(s)).into());
+        doc.set_organization_field("max_token_lifetime", text)?;
+    }
+    Ok(())
+}
+
 /// Whether the caller may ask for `op` at all: operators anything, an organisation's
-/// administrators their own organisation's clients (another's is "not found").
+/// administrators their own organisation's clients and policy (another's is "not found").
 fn authorise(caller: &Caller, op: &Op) -> Result<(), Problem> {
+    let operators_only = |what: &str| Err(Problem::forbidden(format!("only operators {what}")));
     let org = match op {
-        Op::ListOrgs if caller.operator => return Ok(()),
-        Op::ListOrgs => return Err(Problem::forbidden("only operators list organisations")),
+        Op::ListOrgs | Op::CreateOrg | Op::PatchOrg(_) | Op::DeleteOrg(_) if caller.operator => {
+            return Ok(())
+        }
+        Op::ListOrgs => return operators_only("list organisations"),
+        Op::CreateOrg => return operators_only("create organisations"),
+        Op::PatchOrg(org) | Op::DeleteOrg(org) if caller.org == *org => {
+            return operators_only("change organisations")
+        }
+        Op::PatchOrg(org) | Op::DeleteOrg(org) => org,
         Op::GetOrg(org)
         | Op::ListClients(org)
         | Op::CreateClient(org)

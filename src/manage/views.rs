@@ -141,6 +141,35 @@ pub struct ClientPatch {
     pub enabled: Option<bool>,
 }
 
+/// `POST /orgs` (operators).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrg {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub default_roles: Vec<String>,
+    #[serde(default)]
+    pub require_role: bool,
+    /// Seconds.
+    pub max_token_lifetime: Option<u64>,
+}
+
+/// `PATCH /orgs/{org}` (operators): only the fields present change.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgPatch {
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    pub scopes: Option<Vec<String>>,
+    pub default_roles: Option<Vec<String>>,
+    pub require_role: Option<bool>,
+    #[serde(default, with = "double_option")]
+    pub max_token_lifetime: Option<Option<u64>>,
+}
+
 /// `POST .../secrets` and `.../secrets/regenerate`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -150,12 +150,28 @@ impl RegistryDocument {
 
     /// Sets `enabled` in the `[organization]` table.
     pub fn set_organization_enabled(&mut self, enabled: bool) -> Result<(), String> {
+        self.set_organization_field("enabled", Some(enabled.into()))
+    }
+
+    /// Sets field `key` of the `[organization]` table to `to`, or removes it (`None`).
+    pub fn set_organization_field(
+        &mut self,
+        key: &str,
+        to: Option<toml_edit::Value>,
+    ) -> Result<(), String> {
         let table = self
             .doc
             .get_mut("organization")
             .and_then(Item::as_table_like_mut)
             .ok_or("the file has no [organization] table")?;
-        table.insert("enabled", value(enabled));
+        match to {
+            Some(v) => {
+                table.insert(key, Item::Value(v));
+            }
+            None => {
+                table.remove(key);
+            }
+        }
         Ok(())
     }
 

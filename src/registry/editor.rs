@@ -221,6 +221,54 @@ impl Editor {
         self.write(sources, index, change)
     }
 
+    /// Applies `change` to an organisation's file as a whole (its `[organization]` table), under
+    /// the file's lock; the clients must still fit the changed policy.
+    pub fn edit_organization<T>(
+        &self,
+        change: impl FnOnce(&mut RegistryDocument) -> Result<T, String>,
+    ) -> Result<T, EditError> {
+        self.exists()?;
+        let _lock = FileLock::acquire(&self.path)?;
+        let sources = self.read()?;
+        self.write(sources, 0, change).map(|(outcome, _)| outcome)
+    }
+
+    /// Writes the new organisation file `doc` (no clients yet), unless the file exists.
+    pub fn create_organization(&self, doc: &RegistryDocument) -> Result<(), EditError> {
+        let _lock = FileLock::acquire(&self.path)?;
+        if self.path.exists() {
+            let org = self.org.as_deref().unwrap_or("");
+            return Err(EditError::Refused(format!(
+                "organisation {org:?} already exists"
+            )));
+        }
+        let source = Source {
+            path: self.path.clone(),
+            text: doc.render(),
+        };
+        self.validate(std::slice::from_ref(&source))?;
+        atomic::write_atomic(&self.path, &source.text)
+            .map_err(|e| EditError::Io(format!("cannot write {}: {e}", self.path.display())))
+    }
+
+    /// Deletes an organisation's file; refused while it has clients, unless `force`. The
+    /// number of clients removed with it.
+    pub fn remove_organization(&self, force: bool) -> Result<usize, EditError> {
+        self.exists()?;
+        let _lock = FileLock::acquire(&self.path)?;
+        let sources = self.read()?;
+        let clients = RegistryDocument::parse(&sources[0].text).map_or(0, |d| d.client_count());
+        if clients > 0 && !force {
+            let org = self.org.as_deref().unwrap_or("");
+            return Err(EditError::Refused(format!(
+                "organisation {org:?} has {clients} client(s); remove them first, or force it"
+            )));
+        }
+        atomic::remove_durably(&self.path)
+            .map_err(|e| EditError::Io(format!("cannot remove {}: {e}", self.path.display())))?;
+        Ok(clients)
+    }
+
     /// Edits `sources[index]`, validates the whole registry as it would be, and only then
     /// writes the file atomically. A file left without clients is deleted from a registry
     /// directory, and keeps a comment in a single-file registry.
