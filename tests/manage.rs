@@ -410,11 +410,14 @@ async fn nobody_grants_more_than_their_organisation_allows() {
         )
         .await;
     assert_eq!(status, 422, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("acme.toml:"), "{body}");
     assert!(
-        body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("not in the organisation's scopes"),
+        !detail.contains("/orgs/"),
+        "never where the server keeps its files: {body}"
+    );
+    assert!(
+        detail.contains("not in the organisation's scopes"),
         "{body}"
     );
 
@@ -744,4 +747,279 @@ async fn operators_create_change_and_remove_organisations() {
             "{action}: {audit}"
         );
     }
+}
+
+/// What one call of the API answered: method, path template, status, body.
+type Seen = (&'static str, &'static str, u16, Value);
+
+/// Calls `method path` (an instance of `template`) and notes what it answered.
+async fn exercise(
+    seen: &mut Vec<Seen>,
+    api: &Api<'_>,
+    method: &'static str,
+    template: &'static str,
+    path: String,
+    body: Option<Value>,
+) -> Value {
+    let method_name = method.to_uppercase().parse().unwrap();
+    let (status, _, answer) = api.call(method_name, &path, body).await;
+    seen.push((method, template, status, answer.clone()));
+    answer
+}
+
+/// The document's schema of the answer `status` of `method template`, as a validator.
+fn answer_schema(
+    doc: &Value,
+    method: &str,
+    template: &str,
+    status: u16,
+) -> Option<jsonschema::Validator> {
+    let answer = &doc["paths"][template][method]["responses"][status.to_string()];
+    assert!(
+        !answer.is_null(),
+        "{method} {template} answers {status}, which the document does not say"
+    );
+    let content = answer.get("content")?;
+    let (_, media) = content.as_object().unwrap().iter().next().unwrap();
+    let mut root = doc.clone();
+    root["$ref"] = media["schema"]["$ref"].clone();
+    Some(jsonschema::validator_for(&root).expect("a valid schema"))
+}
+
+/// `GET <prefix>/openapi.json` describes the API that runs: every operation answers with a
+/// status the document lists for it, and a body that fits the schema it gives.
+#[tokio::test]
+async fn the_openapi_document_describes_the_running_api() {
+    let gw = setup().start();
+    let response = gw
+        .http
+        .get(gw.url("/manage/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let doc: Value = json(response).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert_eq!(doc["servers"][0]["url"], "/manage/v1");
+    let operations: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(operations, 15);
+
+    let ops = api(&gw, "vendor", "ops").await;
+    let admin = api(&gw, "acme", "admin").await;
+    let mut seen = Vec::new();
+    exercise(&mut seen, &ops, "get", "/orgs", "/orgs".into(), None).await;
+    exercise(
+        &mut seen,
+        &ops,
+        "post",
+        "/orgs",
+        "/orgs".into(),
+        Some(json!({"id": "initech", "name": "I", "scopes": ["a.read"]})),
+    )
+    .await;
+    exercise(
+        &mut seen,
+        &ops,
+        "post",
+        "/orgs",
+        "/orgs".into(),
+        Some(json!({"id": "initech", "name": "I"})),
+    )
+    .await;
+    exercise(
+        &mut seen,
+        &ops,
+        "patch",
+        "/orgs/{org}",
+        "/orgs/initech".into(),
+        Some(json!({"name": "Initech"})),
+    )
+    .await;
+    exercise(
+        &mut seen,
+        &ops,
+        "delete",
+        "/orgs/{org}",
+        "/orgs/initech".into(),
+        None,
+    )
+    .await;
+    exercise(&mut seen, &admin, "get", "/orgs", "/orgs".into(), None).await;
+    exercise(
+        &mut seen,
+        &admin,
+        "get",
+        "/orgs/{org}",
+        "/orgs/acme".into(),
+        None,
+    )
+    .await;
+    exercise(
+        &mut seen,
+        &admin,
+        "get",
+        "/orgs/{org}",
+        "/orgs/globex".into(),
+        None,
+    )
+    .await;
+    exercise(
+        &mut seen,
+        &admin,
+        "get",
+        "/orgs/{org}/clients",
+        "/orgs/acme/clients".into(),
+        None,
+    )
+    .await;
+    let created = exercise(
+        &mut seen,
+        &admin,
+        "post",
+        "/orgs/{org}/clients",
+        "/orgs/acme/clients".into(),
+        Some(json!({"name": "Doc", "expires": "2030-01-01"})),
+    )
+    .await;
+    exercise(
+        &mut seen,
+        &admin,
+        "post",
+        "/orgs/{org}/clients",
+        "/orgs/acme/clients".into(),
+        Some(json!({"name": "Doc"})),
+    )
+    .await;
+    exercise(
+        &mut seen,
+        &admin,
+        "post",
+        "/orgs/{org}/clients",
+        "/orgs/acme/clients".into(),
+        Some(json!({"name": "X", "scopes": ["nope"]})),
+    )
+    .await;
+    exercise(
+        &mut seen,
+        &admin,
+        "post",
+        "/orgs/{org}/clients",
+        "/orgs/acme/clients".into(),
+        Some(json!({"nom": "X"})),
+    )
+    .await;
+    exercise(
+        &mut seen,
+        &admin,
+        "get",
+        "/orgs/{org}/clients/{id}",
+        "/orgs/acme/clients/doc".into(),
+        None,
+    )
+    .await;
+    exercise(
+        &mut seen,
+        &admin,
+        "get",
+        "/orgs/{org}/clients/{id}",
+        "/orgs/acme/clients/nope".into(),
+        None,
+    )
+    .await;
+    exercise(
+        &mut seen,
+        &admin,
+        "patch",
+        "/orgs/{org}/clients/{id}",
+        "/orgs/acme/clients/doc".into(),
+        Some(json!({"token_lifetime": 600, "expires": null})),
+    )
+    .await;
+    let added = exercise(
+        &mut seen,
+        &admin,
+        "post",
+        "/orgs/{org}/clients/{id}/secrets",
+        "/orgs/acme/clients/doc/secrets".into(),
+        Some(json!({"description": "two"})),
+    )
+    .await;
+    let second = added["secret"]["id"].as_str().unwrap().to_owned();
+    exercise(
+        &mut seen,
+        &admin,
+        "delete",
+        "/orgs/{org}/clients/{id}/secrets/{secret_id}",
+        format!("/orgs/acme/clients/doc/secrets/{second}"),
+        None,
+    )
+    .await;
+    let first = created["client"]["secrets"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    exercise(
+        &mut seen,
+        &admin,
+        "delete",
+        "/orgs/{org}/clients/{id}/secrets/{secret_id}",
+        format!("/orgs/acme/clients/doc/secrets/{first}"),
+        None,
+    )
+    .await;
+    exercise(
+        &mut seen,
+        &admin,
+        "post",
+        "/orgs/{org}/clients/{id}/secrets/regenerate",
+        "/orgs/acme/clients/doc/secrets/regenerate".into(),
+        None,
+    )
+    .await;
+    exercise(
+        &mut seen,
+        &admin,
+        "post",
+        "/orgs/{org}/clients/{id}/revoke-tokens",
+        "/orgs/acme/clients/doc/revoke-tokens".into(),
+        None,
+    )
+    .await;
+    exercise(
+        &mut seen,
+        &admin,
+        "delete",
+        "/orgs/{org}/clients/{id}",
+        "/orgs/acme/clients/doc".into(),
+        None,
+    )
+    .await;
+
+    let mut exercised = std::collections::BTreeSet::new();
+    for (method, template, status, body) in &seen {
+        exercised.insert((*method, *template));
+        if let Some(validator) = answer_schema(&doc, method, template, *status) {
+            let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+            assert!(
+                errors.is_empty(),
+                "{method} {template} {status}: {errors:?}\n{body}"
+            );
+        } else {
+            assert_eq!(
+                *body,
+                Value::Null,
+                "{method} {template} {status} has a body the document does not describe"
+            );
+        }
+    }
+    assert_eq!(
+        exercised.len(),
+        14,
+        "every operation but the document itself was exercised: {exercised:?}"
+    );
 }

@@ -10,6 +10,7 @@
 //! instance sharing the files through their watchers. Secrets are made here, shown once, never
 //! accepted from a caller. Every answer is JSON; every error RFC 9457 problem details.
 
+mod openapi;
 mod ops;
 pub mod problem;
 pub mod views;
@@ -69,6 +70,8 @@ pub struct Manage {
     limits: Limits,
     tokens: Arc<dyn TokenCheck>,
     audit: AuditLog,
+    /// `GET <prefix>/openapi.json`, made once.
+    openapi: Vec<u8>,
 }
 
 /// What one operation answers: the status, the JSON body, and its `ETag`, `Location` and
@@ -95,7 +98,9 @@ impl Manage {
         tokens: Arc<dyn TokenCheck>,
     ) -> std::io::Result<Self> {
         let audit = AuditLog::open(&config.audit_log)?;
+        let openapi = openapi::document(&config.prefix);
         Ok(Manage {
+            openapi,
             config,
             orgs_dir,
             limits,
@@ -111,6 +116,12 @@ impl Manage {
     /// Answers one request: authenticate, authorise, run the operation off the event loop,
     /// audit it if it changes anything.
     pub async fn handle(self: &Arc<Self>, req: ManageRequest<'_>) -> Outcome {
+        if req.method == Method::GET
+            && req.path.strip_prefix(self.prefix()) == Some("/openapi.json")
+        {
+            let document = crate::reply::json_bytes(StatusCode::OK, self.openapi.clone());
+            return Outcome::answer("served", document);
+        }
         let request_id = random_token(9);
         let (label, reply) = match self.answer(&req, &request_id).await {
             Ok(answer) => ("managed", self.reply(answer)),

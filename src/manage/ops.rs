@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 
 use super::problem::Problem;
 use super::views::{
-    etag, expiry, ClientPatch, ClientView, NewClient, NewOrg, NewSecret, OrgPatch, OrgView,
-    SecretView,
+    etag, expiry, ClientCreated, ClientList, ClientPatch, ClientView, NewClient, NewOrg, NewSecret,
+    OrgList, OrgPatch, OrgView, SecretCreated, SecretView, TokensRevoked,
 };
 use super::{Answer, Audited, Caller, Manage, ManageRequest};
 use crate::oauth::issuer_url::is_valid_org_id;
@@ -183,7 +183,7 @@ impl Call {
                     .into_iter()
                     .map(|c| ClientView::of(c, &policy, now))
                     .collect();
-                let body = json!({ "clients": views });
+                let body = json!(ClientList { clients: views });
                 let tag = etag(&body);
                 Ok(ok(body, Some(tag)))
             }
@@ -231,9 +231,9 @@ impl Call {
                     Ok(())
                 };
                 editor.edit_client_if(id, check, |doc| doc.add_secret(id, &secret))?;
-                let body = json!({
-                    "secret": SecretView::of(&secret, now),
-                    "client_secret": plain.as_str(),
+                let body = json!(SecretCreated {
+                    secret: SecretView::of(&secret, now),
+                    client_secret: plain.to_string(),
                 });
                 Ok(created(body, None, None))
             }
@@ -264,9 +264,9 @@ impl Call {
                 let (policy, editor) = Org::editor(manage, org)?;
                 let check = |c: &Client| self.precondition(c, &policy, now);
                 editor.edit_client_if(id, check, |doc| doc.replace_secrets(id, &secret))?;
-                let body = json!({
-                    "secret": SecretView::of(&secret, now),
-                    "client_secret": plain.as_str(),
+                let body = json!(SecretCreated {
+                    secret: SecretView::of(&secret, now),
+                    client_secret: plain.to_string(),
                 });
                 Ok(ok(body, None))
             }
@@ -276,10 +276,10 @@ impl Call {
                 let cutoff = now.replace_nanosecond(0).unwrap_or(now) + time::Duration::SECOND;
                 let check = |c: &Client| self.precondition(c, &policy, now);
                 editor.edit_client_if(id, check, |doc| doc.set_tokens_not_before(id, cutoff))?;
-                Ok(ok(
-                    json!({ "tokens_not_before": format_instant(cutoff) }),
-                    None,
-                ))
+                let body = TokensRevoked {
+                    tokens_not_before: format_instant(cutoff),
+                };
+                Ok(ok(json!(body), None))
             }
         }
     }
@@ -361,7 +361,10 @@ impl Call {
         let view = ClientView::of(&client, &policy, now);
         let tag = etag(&view);
         let location = format!("{}/orgs/{org}/clients/{id}", manage.prefix());
-        let body = json!({ "client": view, "client_secret": plain.as_str() });
+        let body = json!(ClientCreated {
+            client: view,
+            client_secret: plain.to_string(),
+        });
         Ok(created(body, Some(tag), Some(location)))
     }
 
@@ -569,7 +572,7 @@ impl Org {
                 "organisation_invalid",
                 format!(
                     "the organisation's file has problems an operator must fix first: {}",
-                    read.problems.to_string().replace('\n', "; ")
+                    super::problem::described(&read.problems)
                 ),
             )),
         }
@@ -601,7 +604,9 @@ fn list_orgs(manage: &Manage) -> Result<Answer, Problem> {
         })
         .collect();
     views.sort_by(|a, b| a.id.cmp(&b.id));
-    let body = json!({ "organizations": views });
+    let body = json!(OrgList {
+        organizations: views
+    });
     let tag = etag(&body);
     Ok(ok(body, Some(tag)))
 }

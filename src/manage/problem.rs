@@ -16,14 +16,18 @@ pub struct Problem {
     pub detail: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// An RFC 9457 problem details object, as every error of the API is written.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProblemDetails {
+    /// Always `about:blank`: `title` is the HTTP status's phrase.
     #[serde(rename = "type")]
-    kind: &'static str,
-    title: &'a str,
-    status: u16,
-    detail: &'a str,
-    code: &'static str,
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// What went wrong with this request, in words a person reads.
+    pub detail: String,
+    /// A stable, machine-readable name of the problem (`not_found`, `precondition_failed`, ...).
+    pub code: String,
 }
 
 impl Problem {
@@ -50,12 +54,12 @@ impl Problem {
     /// The reply: `application/problem+json`, never cached; a 401 carries the RFC 6750
     /// challenge.
     pub fn reply(&self) -> Reply {
-        let body = Body {
-            kind: "about:blank",
-            title: self.status.canonical_reason().unwrap_or("Error"),
+        let body = ProblemDetails {
+            kind: "about:blank".into(),
+            title: self.status.canonical_reason().unwrap_or("Error").into(),
             status: self.status.as_u16(),
-            detail: &self.detail,
-            code: self.code,
+            detail: self.detail.clone(),
+            code: self.code.into(),
         };
         let mut reply = reply::no_store(reply::json(self.status, &body));
         let headers = reply.headers_mut();
@@ -73,6 +77,30 @@ impl Problem {
     }
 }
 
+/// `problems` for a caller of the API: each with its field and line, but only the file's
+/// name, never where the server keeps it.
+pub fn described(problems: &crate::problems::Problems) -> String {
+    problems
+        .0
+        .iter()
+        .map(|p| {
+            let file = p
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            let line = p.line.map(|l| format!(":{l}")).unwrap_or_default();
+            let field = if p.field.is_empty() {
+                String::new()
+            } else {
+                format!(" {}:", p.field)
+            };
+            format!("{file}{line}:{field} {}", p.message)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 impl From<EditError> for Problem {
     fn from(e: EditError) -> Self {
         match e {
@@ -81,7 +109,10 @@ impl From<EditError> for Problem {
             EditError::Invalid(problems) => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid",
-                format!("the change would make the organisation invalid: {}", problems.to_string().replace('\n', "; ")),
+                format!(
+                    "the change would make the organisation invalid: {}",
+                    described(&problems)
+                ),
             ),
             EditError::Precondition(detail) => {
                 Problem::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", detail)

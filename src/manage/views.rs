@@ -6,12 +6,13 @@ use std::time::Duration;
 use aws_lc_rs::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use crate::registry::{Client, OrgPolicy, Secret};
 use crate::timefmt::format_instant;
 
 /// A secret as the API shows it: metadata only.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SecretView {
     pub id: String,
     pub description: String,
@@ -33,7 +34,7 @@ impl SecretView {
 }
 
 /// A client as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ClientView {
     pub id: String,
     pub name: String,
@@ -47,6 +48,7 @@ pub struct ClientView {
     pub expires: Option<String>,
     pub enabled: bool,
     /// `enabled`, `disabled` or `expired`.
+    #[schema(value_type = String)]
     pub state: &'static str,
     pub tokens_not_before: Option<String>,
     pub secrets: Vec<SecretView>,
@@ -81,7 +83,7 @@ impl ClientView {
 }
 
 /// An organisation as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrgView {
     pub id: String,
     pub name: String,
@@ -108,8 +110,40 @@ impl OrgView {
     }
 }
 
+/// `GET /orgs/{org}/clients`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientList {
+    pub clients: Vec<ClientView>,
+}
+
+/// `GET /orgs`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgList {
+    pub organizations: Vec<OrgView>,
+}
+
+/// `201` of `POST .../clients`: the secret, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientCreated {
+    pub client: ClientView,
+    pub client_secret: String,
+}
+
+/// A new secret of `POST .../secrets` or `.../secrets/regenerate`, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretCreated {
+    pub secret: SecretView,
+    pub client_secret: String,
+}
+
+/// `POST .../revoke-tokens`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokensRevoked {
+    pub tokens_not_before: String,
+}
+
 /// `POST .../clients`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClient {
     pub name: String,
@@ -128,21 +162,23 @@ pub struct NewClient {
 }
 
 /// `PATCH .../clients/{id}`: only the fields present change; `null` clears an optional one.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientPatch {
     pub name: Option<String>,
     pub scopes: Option<Vec<String>>,
     pub roles: Option<Vec<String>>,
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<u64>)]
     pub token_lifetime: Option<Option<u64>>,
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
     pub expires: Option<Option<String>>,
     pub enabled: Option<bool>,
 }
 
 /// `POST /orgs` (operators).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrg {
     pub id: String,
@@ -158,7 +194,7 @@ pub struct NewOrg {
 }
 
 /// `PATCH /orgs/{org}` (operators): only the fields present change.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgPatch {
     pub name: Option<String>,
@@ -167,11 +203,12 @@ pub struct OrgPatch {
     pub default_roles: Option<Vec<String>>,
     pub require_role: Option<bool>,
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<u64>)]
     pub max_token_lifetime: Option<Option<u64>>,
 }
 
 /// `POST .../secrets` and `.../secrets/regenerate`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSecret {
     pub description: Option<String>,
