@@ -188,7 +188,14 @@ impl Gateway {
         Ok(
             match ctx.edge.routes.resolve(host, head.uri.path(), &orgs) {
                 Err(e) => {
-                    let reply = reply::error(StatusCode::BAD_REQUEST, "invalid_request", e.0);
+                    let raw = head.uri.path();
+                    // The management API speaks RFC 9457 even about a path it cannot read.
+                    let reply = match &self.manage {
+                        Some(manage) if raw.starts_with(manage.prefix()) => {
+                            crate::manage::problem::Problem::bad_request(e.0).reply()
+                        }
+                        _ => reply::error(StatusCode::BAD_REQUEST, "invalid_request", e.0),
+                    };
                     ("invalid_path", Outcome::answer("invalid_path", reply))
                 }
                 Ok(Endpoint::Token(org)) => {

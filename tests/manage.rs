@@ -1023,3 +1023,37 @@ async fn the_openapi_document_describes_the_running_api() {
         "every operation but the document itself was exercised: {exercised:?}"
     );
 }
+
+/// Where `cargo xtask test` installs schemathesis (PyPI), unless `SCHEMATHESIS` says otherwise.
+fn schemathesis() -> std::path::PathBuf {
+    std::env::var_os("SCHEMATHESIS")
+        .map(Into::into)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/schemathesis")
+        })
+}
+
+/// A schema-driven property test: schemathesis generates requests from the OpenAPI document,
+/// as an operator (who may call everything), and checks that no answer is a 5xx and every
+/// answer fits the document.
+#[tokio::test]
+async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
+    let gw = setup().start();
+    let ops = token(&gw, "vendor", "ops", SECRET).await;
+    let output = tokio::process::Command::new(schemathesis())
+        .args(["run", &gw.url("/manage/v1/openapi.json")])
+        .args(["--url", &gw.url("/manage/v1")])
+        .args(["--header", &format!("Authorization: Bearer {ops}")])
+        .args(["--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"])
+        .args(["--max-examples", "25", "--workers", "2", "--seed", "1"])
+        .env("NO_COLOR", "1")
+        .output()
+        .await
+        .expect("schemathesis runs (cargo xtask test installs it into .tools/venv)");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -52,7 +52,8 @@ pub struct Operation {
     pub body: Option<&'static str>,
     /// Its success status and the schema of that answer's body (none for 204).
     pub success: (u16, Option<&'static str>),
-    /// The problems it may answer with, besides 401 and 403 which every operation may.
+    /// The problems it may answer with, besides 400 (a path or body it cannot read), 401 and
+    /// 403, which every operation may.
     pub problems: &'static [u16],
 }
 
@@ -260,7 +261,15 @@ fn describe(operation: &Operation) -> utoipa::openapi::path::Operation {
         success = success.content(media, content);
     }
     builder = builder.response(status.to_string(), success.build());
-    for status in [401, 403].iter().chain(operation.problems) {
+    let anyone = if operation.path == "/openapi.json" {
+        &[][..]
+    } else {
+        &[400, 401, 403][..]
+    };
+    let mut problems: Vec<u16> = anyone.iter().chain(operation.problems).copied().collect();
+    problems.sort_unstable();
+    problems.dedup();
+    for status in &problems {
         let (media, content) = json("ProblemDetails", "application/problem+json");
         let reason = http::StatusCode::from_u16(*status)
             .ok()

@@ -73,9 +73,11 @@ fn test(args: &[String]) -> Result<(), String> {
 
 /// What the test suite runs besides cargo: cmake for the build, nextest, Prometheus's
 /// `promtool` (the metrics test lints the exposition with it), python3 (a real WSGI upstream),
-/// and Node with `openid-client` (a real OAuth client that discovers each organisation).
+/// Node with `openid-client` (a real OAuth client that discovers each organisation), and
+/// schemathesis (PyPI: the management API's schema-driven property test).
 fn test_tools(tools: &mut Tools) -> Result<(), String> {
     tools.cmake()?;
+    tools.pypi("schemathesis", "schemathesis==4.32.5")?;
     tools.nextest()?;
     tools.debian("promtool", "prometheus")?;
     tools.require("python3")?;

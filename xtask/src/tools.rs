@@ -26,18 +26,28 @@ impl Tools {
 
     /// `cmake` on `PATH`, or else from PyPI's `cmake` package in `.tools/venv`.
     pub fn cmake(&mut self) -> Result<(), String> {
-        let venv = self.folder().join("venv");
         if self.find("cmake").is_some() {
             return Ok(());
         }
+        self.pypi("cmake", "cmake")
+    }
+
+    /// `program` from PyPI's `package`, installed into `.tools/venv` (made if missing) unless
+    /// it is there already; its `bin` goes on `PATH`.
+    pub fn pypi(&mut self, program: &str, package: &str) -> Result<(), String> {
+        let venv = self.folder().join("venv");
         let bin = venv.join("bin");
-        if !bin.join("cmake").is_file() {
-            println!("--- installing cmake from PyPI into {}", venv.display());
+        if !bin.join("python").is_file() {
             self.run("python3", &["-m", "venv", &venv.to_string_lossy()])?;
-            let pip = bin.join("pip").to_string_lossy().into_owned();
-            self.run(&pip, &["install", "--quiet", "cmake"])?;
         }
-        self.path.push(bin);
+        if !bin.join(program).is_file() {
+            println!("--- installing {package} from PyPI into {}", venv.display());
+            let pip = bin.join("pip").to_string_lossy().into_owned();
+            self.run(&pip, &["install", "--quiet", package])?;
+        }
+        if !self.path.contains(&bin) {
+            self.path.push(bin);
+        }
         Ok(())
     }
 
