@@ -172,6 +172,8 @@ pub struct ManageConfig {
     pub max_clients_per_org: usize,
     /// Most secrets a client may have through the API.
     pub max_secrets_per_client: usize,
+    /// Most changes an organisation may make through the API per minute (0: no bound).
+    pub max_writes_per_minute: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -447,6 +449,12 @@ struct RawManage {
     max_clients_per_org: usize,
     #[serde(default = "default_max_secrets")]
     max_secrets_per_client: usize,
+    #[serde(default = "default_max_writes")]
+    max_writes_per_minute: u32,
+}
+
+fn default_max_writes() -> u32 {
+    600
 }
 
 fn default_manage_prefix() -> String {
@@ -908,6 +916,7 @@ impl Checker<'_> {
             audit_log: self.required("manage.audit_log", raw.audit_log),
             max_clients_per_org: raw.max_clients_per_org.max(1),
             max_secrets_per_client: raw.max_secrets_per_client.max(1),
+            max_writes_per_minute: raw.max_writes_per_minute,
         }
     }
 

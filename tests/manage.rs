@@ -1057,3 +1057,45 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn an_organisation_changing_too_fast_is_slowed_down_alone() {
+    let gw = Setup {
+        tables: setup().tables + "max_writes_per_minute = 3\n",
+        ..setup()
+    }
+    .start();
+    let acme = api(&gw, "acme", "admin").await;
+    for n in 0..3 {
+        assert_eq!(
+            acme.post("/orgs/acme/clients", json!({"name": format!("c{n}")}))
+                .await
+                .0,
+            201
+        );
+    }
+    let response = acme
+        .request(reqwest::Method::POST, "/orgs/acme/clients")
+        .json(&json!({"name": "c3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(json(response).await["code"], "too_many_changes");
+    // Reads go on; so do other organisations' changes.
+    assert_eq!(acme.get("/orgs/acme/clients").await.0, 200);
+    let globex = api(&gw, "globex", "admin").await;
+    assert_eq!(
+        globex
+            .post("/orgs/globex/clients", json!({"name": "g"}))
+            .await
+            .0,
+        201
+    );
+}

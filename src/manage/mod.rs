@@ -13,6 +13,7 @@
 mod openapi;
 mod ops;
 pub mod problem;
+mod rate;
 pub mod views;
 
 use std::path::PathBuf;
@@ -72,6 +73,8 @@ pub struct Manage {
     audit: AuditLog,
     /// `GET <prefix>/openapi.json`, made once.
     openapi: Vec<u8>,
+    /// Changes per organisation per minute.
+    writes: rate::WriteRate,
 }
 
 /// What one operation answers: the status, the JSON body, and its `ETag`, `Location` and
@@ -101,6 +104,7 @@ impl Manage {
         let openapi = openapi::document(&config.prefix);
         Ok(Manage {
             openapi,
+            writes: rate::WriteRate::new(config.max_writes_per_minute),
             config,
             orgs_dir,
             limits,
@@ -141,6 +145,22 @@ impl Manage {
     ) -> Result<Answer, Problem> {
         let caller = self.authenticate(req.authorization).await?;
         let call = ops::Call::parse(self, req, caller)?;
+        if let Some(org) = call.changes() {
+            self.writes.admit(org).map_err(|wait| {
+                let seconds = wait.as_secs().max(1);
+                Problem {
+                    retry_after: Some(seconds),
+                    ..Problem::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_changes",
+                        format!(
+                            "organisation {org:?} made {} changes this minute; try again in {seconds} s",
+                            self.config.max_writes_per_minute
+                        ),
+                    )
+                }
+            })?;
+        }
         let this = self.clone();
         let request_id = request_id.to_owned();
         tokio::task::spawn_blocking(move || this.run(call, &request_id))

@@ -53,7 +53,7 @@ pub struct Operation {
     /// Its success status and the schema of that answer's body (none for 204).
     pub success: (u16, Option<&'static str>),
     /// The problems it may answer with, besides 400 (a path or body it cannot read), 401 and
-    /// 403, which every operation may.
+    /// 403, which every operation may, and 429 (`max_writes_per_minute`), which every change may.
     pub problems: &'static [u16],
 }
 
@@ -266,7 +266,14 @@ fn describe(operation: &Operation) -> utoipa::openapi::path::Operation {
     } else {
         &[400, 401, 403][..]
     };
-    let mut problems: Vec<u16> = anyone.iter().chain(operation.problems).copied().collect();
+    let change = operation.method != "get";
+    let limited = if change { &[429][..] } else { &[][..] };
+    let mut problems: Vec<u16> = anyone
+        .iter()
+        .chain(operation.problems)
+        .chain(limited)
+        .copied()
+        .collect();
     problems.sort_unstable();
     problems.dedup();
     for status in &problems {

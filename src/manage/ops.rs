@@ -134,6 +134,24 @@ impl Call {
         })
     }
 
+    /// The organisation a change is counted against (`None` for a read). A new organisation
+    /// counts against its creator's.
+    pub fn changes(&self) -> Option<&str> {
+        match &self.op {
+            Op::ListOrgs | Op::GetOrg(_) | Op::ListClients(_) | Op::GetClient(..) => None,
+            Op::CreateOrg => Some(&self.caller.org),
+            Op::PatchOrg(org)
+            | Op::DeleteOrg(org)
+            | Op::CreateClient(org)
+            | Op::PatchClient(org, _)
+            | Op::DeleteClient(org, _)
+            | Op::AddSecret(org, _)
+            | Op::RemoveSecret(org, _, _)
+            | Op::RegenerateSecrets(org, _)
+            | Op::RevokeTokens(org, _) => Some(org),
+        }
+    }
+
     /// Runs the operation; the answer, and what to audit when it is a change.
     pub fn run(self, manage: &Manage) -> (Result<Answer, Problem>, Option<Audited>) {
         let audited = self.audited();

@@ -14,6 +14,8 @@ pub struct Problem {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
+    /// `Retry-After`, in seconds (429).
+    pub retry_after: Option<u64>,
 }
 
 /// An RFC 9457 problem details object, as every error of the API is written.
@@ -36,6 +38,7 @@ impl Problem {
             status,
             code,
             detail: detail.into(),
+            retry_after: None,
         }
     }
 
@@ -67,6 +70,9 @@ impl Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
