@@ -579,7 +579,7 @@ async fn parallel_api_writers_and_cli_edits_lose_nothing() {
     for w in 0..8 {
         let (http, url, token) = (gw.http.clone(), url.clone(), api.token.clone());
         writers.spawn(async move {
-            for n in 0..6 {
+            for n in 0..50 {
                 let response = http
                     .post(&url)
                     .bearer_auth(&token)
@@ -615,7 +615,7 @@ async fn parallel_api_writers_and_cli_edits_lose_nothing() {
     }
     let (status, list) = api.get("/orgs/acme/clients").await;
     assert_eq!(status, 200);
-    assert_eq!(list["clients"].as_array().unwrap().len(), 2 + 8 * 6 + 4);
+    assert_eq!(list["clients"].as_array().unwrap().len(), 2 + 8 * 50 + 4);
     let audit = std::fs::read_to_string(gw.home.join("audit.log")).unwrap();
     let lines: Vec<Value> = audit
         .lines()
@@ -628,9 +628,9 @@ async fn parallel_api_writers_and_cli_edits_lose_nothing() {
             .filter(|l| l["actor"].as_str().unwrap().starts_with(actor))
             .count()
     };
-    assert_eq!(created_by("acme/admin"), 8 * 6, "one line per API change");
+    assert_eq!(created_by("acme/admin"), 8 * 50, "one line per API change");
     assert_eq!(created_by("cli:"), 4, "CLI edits are audited too");
-    assert_eq!(lines.len(), 8 * 6 + 4);
+    assert_eq!(lines.len(), 8 * 50 + 4);
 }
 
 #[tokio::test]
@@ -740,7 +740,16 @@ async fn operators_create_change_and_remove_organisations() {
         .await;
     assert_eq!(status, 204);
     assert_eq!(ops.get("/orgs/initech").await.0, 404);
+    // CLI edits of organisations are audited as well.
+    let output = common::cli(&gw.config, &["org", "disable", "globex"]);
+    assert!(output.status.success(), "{output:?}");
     let audit = std::fs::read_to_string(gw.home.join("audit.log")).unwrap();
+    let cli_line = audit.lines().last().unwrap();
+    assert!(
+        cli_line.contains("\"actor\":\"cli:")
+            && cli_line.contains("\"action\":\"org.update\",\"target\":\"globex\""),
+        "{cli_line}"
+    );
     for action in ["org.create", "org.update", "org.delete"] {
         assert!(
             audit.contains(&format!("\"action\":\"{action}\",\"target\":\"initech\"")),
@@ -1046,6 +1055,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
         .args(["--header", &format!("Authorization: Bearer {ops}")])
         .args(["--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"])
         .args(["--max-examples", "25", "--workers", "2", "--seed", "1"])
+        .args(["--request-timeout", "30"])
         .env("NO_COLOR", "1")
         .output()
         .await
@@ -1098,4 +1108,29 @@ async fn an_organisation_changing_too_fast_is_slowed_down_alone() {
             .0,
         201
     );
+}
+
+/// A registry this instance cannot write (here: its lock cannot be taken) answers 503 with a
+/// problem that says so, and names none of the server's files.
+#[tokio::test]
+async fn an_unwritable_registry_is_503_not_a_lost_change() {
+    let gw = setup().start();
+    let api = api(&gw, "acme", "admin").await;
+    std::fs::create_dir(gw.home.join("orgs/.acme.toml.lock")).unwrap();
+    let (status, body) = api
+        .post("/orgs/acme/clients", json!({"name": "Blocked"}))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "registry_unwritable");
+    assert!(
+        !body["detail"].as_str().unwrap().contains('/')
+            || !body["detail"].as_str().unwrap().contains("orgs"),
+        "{body}"
+    );
+    assert_eq!(
+        api.get("/orgs/acme/clients/blocked").await.0,
+        404,
+        "nothing was written"
+    );
+    assert!(gw.log().contains("the registry cannot be written"));
 }

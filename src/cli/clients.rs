@@ -343,29 +343,32 @@ impl Audited<'_> {
         secret_id: Option<&str>,
         result: &Result<T, EditError>,
     ) -> anyhow::Result<()> {
-        let Some(audit) = self.audit else {
-            return Ok(());
-        };
-        let outcome = match result {
-            Ok(_) => "ok",
-            Err(EditError::Missing(_)) => "not_found",
-            Err(EditError::Refused(_)) => "conflict",
-            Err(EditError::Invalid(_)) => "invalid",
-            Err(EditError::Precondition(_)) => "precondition_failed",
-            Err(EditError::Io(_)) => "registry_unwritable",
-        };
-        let actor = cli_actor();
-        audit
-            .record(&Entry {
-                actor: &actor,
-                action,
-                target: &self.target(id),
-                secret_id,
-                result: outcome,
-                request_id: None,
-            })
-            .map_err(|e| anyhow!("cannot write the audit log: {e}"))
+        record(self.audit, action, &self.target(id), secret_id, result)
     }
+}
+
+/// Appends a CLI edit of `target` and its result to `audit`, if there is one.
+pub fn record<T>(
+    audit: Option<&AuditLog>,
+    action: &str,
+    target: &str,
+    secret_id: Option<&str>,
+    result: &Result<T, EditError>,
+) -> anyhow::Result<()> {
+    let Some(audit) = audit else {
+        return Ok(());
+    };
+    let actor = cli_actor();
+    audit
+        .record(&Entry {
+            actor: &actor,
+            action,
+            target,
+            secret_id,
+            result: result.as_ref().map_or_else(EditError::code, |_| "ok"),
+            request_id: None,
+        })
+        .map_err(|e| anyhow!("cannot write the audit log: {e}"))
 }
 
 /// `cli:<user>`: who ran the command, as the audit log names them.

@@ -97,12 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         crate::serve::logging::init(&LogConfig::default());
         let (target, audit_log) =
             registry_target(cli.config.as_deref(), cli.registry, cli.org, cli.create)?;
-        let audit = audit_log
-            .map(|path| {
-                crate::registry::audit::AuditLog::open(&path)
-                    .map_err(|e| anyhow::anyhow!("manage.audit_log {}: {e}", path.display()))
-            })
-            .transpose()?;
+        let audit = open_audit(audit_log)?;
         let registry = clients::Audited {
             editor: &target,
             audit: audit.as_ref(),
@@ -115,8 +110,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if let Command::Org(command) = command {
         crate::serve::logging::init(&LogConfig::default());
-        let (dir, limits) = orgs_dir(cli.config.as_deref(), cli.registry)?;
-        return orgs::org(&dir, &limits, command);
+        let (dir, limits, audit_log) = orgs_dir(cli.config.as_deref(), cli.registry)?;
+        let audit = open_audit(audit_log)?;
+        return orgs::org(&dir, &limits, audit.as_ref(), command);
     }
     if let Command::Check = command {
         return check(&config_path, cli.registry);
@@ -184,16 +180,26 @@ fn registry_target(
     }
 }
 
-/// The directory of organisation files and the issuer's lifetime bounds, for `credgate org`.
+/// The directory of organisation files, the issuer's lifetime bounds and the audit log, for
+/// `credgate org`.
 fn orgs_dir(
     config: Option<&Path>,
     registry: Option<PathBuf>,
-) -> anyhow::Result<(PathBuf, crate::config::Limits)> {
+) -> anyhow::Result<(PathBuf, crate::config::Limits, Option<PathBuf>)> {
     let target = registry_files(config, registry, false)?;
     if target.org_mode == Some(false) {
         anyhow::bail!("`credgate org` needs a gateway config with an [organizations] section");
     }
-    Ok((target.path, target.limits))
+    Ok((target.path, target.limits, target.audit_log))
+}
+
+/// The audit log registry edits are appended to (`[manage] audit_log`), if the config names one.
+fn open_audit(path: Option<PathBuf>) -> anyhow::Result<Option<crate::registry::audit::AuditLog>> {
+    path.map(|path| {
+        crate::registry::audit::AuditLog::open(&path)
+            .map_err(|e| anyhow::anyhow!("manage.audit_log {}: {e}", path.display()))
+    })
+    .transpose()
 }
 
 /// Where the registry is, as the config (if one is read) and `--registry` say.

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail};
 use clap::Subcommand;
 
+use super::clients::record;
 use crate::config::Limits;
 use crate::oauth::issuer_url::org_id_problem;
+use crate::registry::audit::AuditLog;
 use crate::registry::edit::RegistryDocument;
 use crate::registry::editor::{EditError, Editor};
 use crate::registry::file::Source;
@@ -55,7 +57,12 @@ pub enum OrgCommand {
     },
 }
 
-pub fn org(dir: &Path, limits: &Limits, command: OrgCommand) -> anyhow::Result<()> {
+pub fn org(
+    dir: &Path,
+    limits: &Limits,
+    audit: Option<&AuditLog>,
+    command: OrgCommand,
+) -> anyhow::Result<()> {
     match command {
         OrgCommand::Add {
             id,
@@ -77,21 +84,25 @@ pub fn org(dir: &Path, limits: &Limits, command: OrgCommand) -> anyhow::Result<(
                     .transpose()
                     .map_err(|e| anyhow!("--max-token-lifetime: {e}"))?,
             };
-            add(dir, limits, &id, &policy)
+            add(dir, limits, audit, &id, &policy)
         }
         OrgCommand::List => list(dir, limits),
         OrgCommand::Show { id } => show(dir, limits, &id),
         OrgCommand::Disable { id } => {
-            edit(dir, limits, &id, |doc| doc.set_organization_enabled(false))?;
+            edit(dir, limits, audit, &id, |doc| {
+                doc.set_organization_enabled(false)
+            })?;
             println!("Disabled organisation {id:?}: no tokens, and its live tokens are refused.");
             Ok(())
         }
         OrgCommand::Enable { id } => {
-            edit(dir, limits, &id, |doc| doc.set_organization_enabled(true))?;
+            edit(dir, limits, audit, &id, |doc| {
+                doc.set_organization_enabled(true)
+            })?;
             println!("Enabled organisation {id:?}.");
             Ok(())
         }
-        OrgCommand::Remove { id, force } => remove(dir, limits, &id, force),
+        OrgCommand::Remove { id, force } => remove(dir, limits, audit, &id, force),
     }
 }
 
@@ -121,7 +132,13 @@ fn editor(dir: &Path, limits: &Limits, id: &str) -> anyhow::Result<Editor> {
     })
 }
 
-fn add(dir: &Path, limits: &Limits, id: &str, policy: &OrgPolicy) -> anyhow::Result<()> {
+fn add(
+    dir: &Path,
+    limits: &Limits,
+    audit: Option<&AuditLog>,
+    id: &str,
+    policy: &OrgPolicy,
+) -> anyhow::Result<()> {
     if !dir.is_dir() {
         bail!(
             "{} is not a directory{}; create it, or fix organizations.dir",
@@ -130,7 +147,9 @@ fn add(dir: &Path, limits: &Limits, id: &str, policy: &OrgPolicy) -> anyhow::Res
         );
     }
     let editor = editor(dir, limits, id)?;
-    editor.create_organization(&RegistryDocument::new_organization(policy))?;
+    let created = editor.create_organization(&RegistryDocument::new_organization(policy));
+    record(audit, "org.create", id, None, &created)?;
+    created?;
     println!("Created organisation {id:?} in {}.", editor.path.display());
     println!("Add its clients with `credgate client add --org {id} --name NAME`.");
     Ok(())
@@ -139,19 +158,28 @@ fn add(dir: &Path, limits: &Limits, id: &str, policy: &OrgPolicy) -> anyhow::Res
 fn edit(
     dir: &Path,
     limits: &Limits,
+    audit: Option<&AuditLog>,
     id: &str,
     change: impl FnOnce(&mut RegistryDocument) -> Result<(), String>,
 ) -> anyhow::Result<()> {
-    Ok(editor(dir, limits, id)?.edit_organization(change)?)
+    let edited = editor(dir, limits, id)?.edit_organization(change);
+    record(audit, "org.update", id, None, &edited)?;
+    Ok(edited?)
 }
 
-fn remove(dir: &Path, limits: &Limits, id: &str, force: bool) -> anyhow::Result<()> {
-    let clients = editor(dir, limits, id)?
-        .remove_organization(force)
-        .map_err(|e| match e {
-            EditError::Refused(m) => anyhow!("{m} (--force)"),
-            e => e.into(),
-        })?;
+fn remove(
+    dir: &Path,
+    limits: &Limits,
+    audit: Option<&AuditLog>,
+    id: &str,
+    force: bool,
+) -> anyhow::Result<()> {
+    let removed = editor(dir, limits, id)?.remove_organization(force);
+    record(audit, "org.delete", id, None, &removed)?;
+    let clients = removed.map_err(|e| match e {
+        EditError::Refused(m) => anyhow!("{m} (--force)"),
+        e => e.into(),
+    })?;
     println!("Removed organisation {id:?} ({clients} client(s)).");
     Ok(())
 }

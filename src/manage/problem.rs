@@ -109,25 +109,27 @@ pub fn described(problems: &crate::problems::Problems) -> String {
 
 impl From<EditError> for Problem {
     fn from(e: EditError) -> Self {
-        match e {
-            EditError::Missing(detail) => Problem::not_found(detail),
-            EditError::Refused(detail) => Problem::new(StatusCode::CONFLICT, "conflict", detail),
-            EditError::Invalid(problems) => Problem::new(
+        let code = e.code();
+        let (status, detail) = match e {
+            EditError::Missing(detail) => (StatusCode::NOT_FOUND, detail),
+            EditError::Refused(detail) => (StatusCode::CONFLICT, detail),
+            EditError::Invalid(problems) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
                 format!(
                     "the change would make the organisation invalid: {}",
                     described(&problems)
                 ),
             ),
-            EditError::Precondition(detail) => {
-                Problem::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", detail)
+            EditError::Precondition(detail) => (StatusCode::PRECONDITION_FAILED, detail),
+            EditError::Io(detail) => {
+                // The detail names the server's files: the log has it, the caller does not.
+                tracing::warn!(problem = %detail, "management API: the registry cannot be written");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the registry cannot be changed from this instance (on a read-only mount such as a ConfigMap, change the files where they are managed); the gateway log says why".to_owned(),
+                )
             }
-            EditError::Io(detail) => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "registry_unwritable",
-                format!("the registry cannot be changed from this instance ({detail}); on a read-only mount such as a ConfigMap, change the files where they are managed"),
-            ),
-        }
+        };
+        Problem::new(status, code, detail)
     }
 }

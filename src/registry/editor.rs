@@ -34,6 +34,19 @@ pub enum EditError {
     Precondition(String),
 }
 
+impl EditError {
+    /// A stable name of the failure, as the API's problems and the audit log give it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EditError::Missing(_) => "not_found",
+            EditError::Refused(_) => "conflict",
+            EditError::Invalid(_) => "invalid",
+            EditError::Precondition(_) => "precondition_failed",
+            EditError::Io(_) => "registry_unwritable",
+        }
+    }
+}
+
 impl std::fmt::Display for EditError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
