@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{client_toml, json, Gateway, Setup, GRANT};
+use common::{claims, client_toml, json, Gateway, Setup};
 use serde_json::{json, Value};
 
 const SECRET: &str = "manage-test-secret";
@@ -50,25 +50,6 @@ fn setup() -> Setup {
         "[manage]\nprefix = \"/manage/v1\"\nscope = \"credgate:manage\"\noperator_org = \"vendor\"\n\
          audit_log = \"@HOME@/audit.log\"\nmax_secrets_per_client = 3\n",
     )
-}
-
-async fn token_of(gw: &Gateway, org: &str, client: &str, secret: &str) -> reqwest::Response {
-    gw.http
-        .post(gw.url(&format!("/{org}/connect/token")))
-        .basic_auth(client, Some(secret))
-        .form(&[GRANT])
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn token(gw: &Gateway, org: &str, client: &str, secret: &str) -> String {
-    let response = token_of(gw, org, client, secret).await;
-    assert_eq!(response.status(), 200, "{org}/{client}");
-    json(response).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// A management API client with one bearer token.
@@ -120,7 +101,7 @@ impl Api<'_> {
 
 async fn api<'a>(gw: &'a Gateway, org: &str, client: &str) -> Api<'a> {
     Api {
-        token: token(gw, org, client, SECRET).await,
+        token: gw.org_token(org, client, SECRET).await,
         gw,
     }
 }
@@ -129,7 +110,11 @@ async fn api<'a>(gw: &'a Gateway, org: &str, client: &str) -> Api<'a> {
 async fn eventually_status(gw: &Gateway, org: &str, client: &str, secret: &str, want: u16) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let status = token_of(gw, org, client, secret).await.status().as_u16();
+        let status = gw
+            .token_at(&format!("/{org}/connect/token"), client, secret)
+            .await
+            .status()
+            .as_u16();
         if status == want {
             return;
         }
@@ -139,15 +124,6 @@ async fn eventually_status(gw: &Gateway, org: &str, client: &str, secret: &str, 
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-fn claims(token: &str) -> Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
 }
 
 #[tokio::test]
@@ -187,7 +163,7 @@ async fn an_organisation_administrator_runs_a_client_through_its_whole_life() {
     );
 
     eventually_status(&gw, "acme", "payroll-sync", &first, 200).await;
-    let minted = token(&gw, "acme", "payroll-sync", &first).await;
+    let minted = gw.org_token("acme", "payroll-sync", &first).await;
     assert_eq!(
         claims(&minted)["roles"],
         json!(["tenant-member", "payroll"])
@@ -215,7 +191,9 @@ async fn an_organisation_administrator_runs_a_client_through_its_whole_life() {
     assert_eq!(added["secret"]["expires"], Value::Null);
     eventually_status(&gw, "acme", "payroll-sync", &second, 200).await;
     assert_eq!(
-        token_of(&gw, "acme", "payroll-sync", &first).await.status(),
+        gw.token_at("/acme/connect/token", "payroll-sync", &first)
+            .await
+            .status(),
         200
     );
     let (status, _, _) = api
@@ -248,7 +226,7 @@ async fn an_organisation_administrator_runs_a_client_through_its_whole_life() {
         .await;
     assert_eq!(status, 200, "{patched}");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while claims(&token(&gw, "acme", "payroll-sync", &third).await)["roles"]
+    while claims(&gw.org_token("acme", "payroll-sync", &third).await)["roles"]
         != json!(["tenant-member", "payroll", "hr"])
     {
         assert!(Instant::now() < deadline, "the new role never showed");
@@ -1048,7 +1026,7 @@ fn schemathesis() -> std::path::PathBuf {
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
     let gw = setup().start();
-    let ops = token(&gw, "vendor", "ops", SECRET).await;
+    let ops = gw.org_token("vendor", "ops", SECRET).await;
     let output = tokio::process::Command::new(schemathesis())
         .args(["run", &gw.url("/manage/v1/openapi.json")])
         .args(["--url", &gw.url("/manage/v1")])

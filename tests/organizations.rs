@@ -6,9 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use common::upstream::Upstream;
-use common::{client_toml, json, Gateway, Setup, GRANT};
+use common::{claims, client_toml, json, Gateway, Setup, GRANT};
 use serde_json::Value;
 
 const SECRET: &str = "org-test-secret";
@@ -66,33 +65,6 @@ async fn path_mode() -> (Gateway, Upstream) {
     (gw, upstream)
 }
 
-async fn token_at(gw: &Gateway, path: &str, client: &str, secret: &str) -> reqwest::Response {
-    gw.http
-        .post(gw.url(path))
-        .basic_auth(client, Some(secret))
-        .form(&[GRANT])
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn access_token(gw: &Gateway, org: &str, client: &str, secret: &str) -> String {
-    let response = token_at(gw, &format!("/{org}/connect/token"), client, secret).await;
-    assert_eq!(response.status(), 200, "a token of {org}/{client}");
-    json(response).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-fn claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
 async fn get(gw: &Gateway, path: &str, token: &str) -> reqwest::Response {
     gw.http
         .get(gw.url(path))
@@ -112,7 +84,7 @@ fn challenge(response: &reqwest::Response) -> String {
 #[tokio::test]
 async fn each_organisation_issues_its_own_tokens_under_its_own_base() {
     let (gw, _upstream) = path_mode().await;
-    let token = access_token(&gw, "acme", "app", SECRET).await;
+    let token = gw.org_token("acme", "app", SECRET).await;
     let c = claims(&token);
     assert_eq!(c["iss"], gw.url("/acme"));
     assert_eq!(c["org_id"], "acme");
@@ -123,14 +95,16 @@ async fn each_organisation_issues_its_own_tokens_under_its_own_base() {
     assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 600);
 
     // The same id in Globex is another client, with another secret.
-    let globex = access_token(&gw, "globex", "app", GLOBEX_SECRET).await;
+    let globex = gw.org_token("globex", "app", GLOBEX_SECRET).await;
     assert_eq!(claims(&globex)["iss"], gw.url("/globex"));
     assert_eq!(claims(&globex)["roles"], serde_json::json!(["hr"]));
-    let crossed = token_at(&gw, "/globex/connect/token", "app", SECRET).await;
+    let crossed = gw.token_at("/globex/connect/token", "app", SECRET).await;
     assert_eq!(crossed.status(), 401);
 
     // Every alias of the token path lives under each organisation's base.
-    let alias = token_at(&gw, "/globex/as/token.oauth2", "app", GLOBEX_SECRET).await;
+    let alias = gw
+        .token_at("/globex/as/token.oauth2", "app", GLOBEX_SECRET)
+        .await;
     assert_eq!(alias.status(), 200);
     let alias = json(alias).await["access_token"]
         .as_str()
@@ -145,7 +119,7 @@ async fn each_organisation_issues_its_own_tokens_under_its_own_base() {
         "/nope/connect/token",
         "/Acme/connect/token",
     ] {
-        let response = token_at(&gw, path, "app", SECRET).await;
+        let response = gw.token_at(path, "app", SECRET).await;
         assert_eq!(response.status(), 404, "{path}");
     }
     // A scope outside the client's is refused as ever.
@@ -164,8 +138,8 @@ async fn each_organisation_issues_its_own_tokens_under_its_own_base() {
 #[tokio::test]
 async fn an_org_route_admits_only_its_organisations_tokens() {
     let (gw, upstream) = path_mode().await;
-    let acme = access_token(&gw, "acme", "app", SECRET).await;
-    let globex = access_token(&gw, "globex", "app", GLOBEX_SECRET).await;
+    let acme = gw.org_token("acme", "app", SECRET).await;
+    let globex = gw.org_token("globex", "app", GLOBEX_SECRET).await;
 
     let response = gw
         .http
@@ -209,7 +183,7 @@ async fn an_org_route_admits_only_its_organisations_tokens() {
 #[tokio::test]
 async fn introspection_at_another_organisation_says_inactive() {
     let (gw, _upstream) = path_mode().await;
-    let acme = access_token(&gw, "acme", "app", SECRET).await;
+    let acme = gw.org_token("acme", "app", SECRET).await;
     let introspect = |org: &'static str, client: &'static str, secret: &'static str| {
         let request = gw
             .http
@@ -303,21 +277,25 @@ async fn a_real_oauth_client_needs_only_the_issuer_url() {
 async fn organisation_policy_is_enforced_at_issuance() {
     let (gw, _upstream) = path_mode().await;
     // Default roles are carried even by a client that lists none.
-    let reader = access_token(&gw, "acme", "reader", SECRET).await;
+    let reader = gw.org_token("acme", "reader", SECRET).await;
     assert_eq!(
         claims(&reader)["roles"],
         serde_json::json!(["tenant-member"])
     );
 
     // Globex requires a role of the client's own: the secret is proven, so the caller is told.
-    let refused = token_at(&gw, "/globex/connect/token", "roleless", GLOBEX_SECRET).await;
+    let refused = gw
+        .token_at("/globex/connect/token", "roleless", GLOBEX_SECRET)
+        .await;
     assert_eq!(refused.status(), 401);
     let body = json(refused).await;
     assert_eq!(body["error"], "invalid_client");
     let description = body["error_description"].as_str().unwrap();
     assert!(description.contains("requires a role"), "{description}");
     // A wrong secret learns nothing more than ever.
-    let wrong = token_at(&gw, "/globex/connect/token", "roleless", "wrong").await;
+    let wrong = gw
+        .token_at("/globex/connect/token", "roleless", "wrong")
+        .await;
     let body = json(wrong).await;
     assert_eq!(body["error_description"], "client authentication failed");
 }
@@ -345,9 +323,9 @@ where
 #[tokio::test]
 async fn disabling_an_organisation_kills_its_live_tokens_cached_or_not() {
     let (gw, _upstream) = path_mode().await;
-    let cached = access_token(&gw, "acme", "app", SECRET).await;
-    let uncached = access_token(&gw, "acme", "reader", SECRET).await;
-    let globex = access_token(&gw, "globex", "app", GLOBEX_SECRET).await;
+    let cached = gw.org_token("acme", "app", SECRET).await;
+    let uncached = gw.org_token("acme", "reader", SECRET).await;
+    let globex = gw.org_token("globex", "app", GLOBEX_SECRET).await;
     assert_eq!(get(&gw, "/acme/api/x", &cached).await.status(), 200);
 
     edit(
@@ -366,7 +344,7 @@ async fn disabling_an_organisation_kills_its_live_tokens_cached_or_not() {
     assert_eq!(refused.status(), 401);
     assert!(challenge(&refused).contains("organisation is disabled"));
     assert_eq!(get(&gw, "/shared/x", &cached).await.status(), 401);
-    let response = token_at(&gw, "/acme/connect/token", "app", SECRET).await;
+    let response = gw.token_at("/acme/connect/token", "app", SECRET).await;
     assert_eq!(response.status(), 401);
     assert_eq!(
         json(response).await["error_description"],
@@ -384,8 +362,8 @@ async fn disabling_an_organisation_kills_its_live_tokens_cached_or_not() {
 #[tokio::test]
 async fn a_bad_organisation_file_is_refused_alone_and_files_come_and_go_while_serving() {
     let (gw, _upstream) = path_mode().await;
-    let acme_token = access_token(&gw, "acme", "app", SECRET).await;
-    let globex_token = access_token(&gw, "globex", "app", GLOBEX_SECRET).await;
+    let acme_token = gw.org_token("acme", "app", SECRET).await;
+    let globex_token = gw.org_token("globex", "app", GLOBEX_SECRET).await;
 
     // Globex's file breaks: its client `app` now names a scope Globex does not offer.
     let broken = globex().replace(
@@ -415,7 +393,7 @@ async fn a_bad_organisation_file_is_refused_alone_and_files_come_and_go_while_se
     );
     edit(&gw, "initech", &initech);
     eventually("initech added", || async {
-        token_at(&gw, "/initech/connect/token", "app", SECRET)
+        gw.token_at("/initech/connect/token", "app", SECRET)
             .await
             .status()
             == 200
@@ -622,7 +600,7 @@ async fn identical_clients_of_two_organisations_stay_apart() {
     .tables(&routes(upstream.addr))
     .start();
     for org in ["acme", "initech", "acme", "initech"] {
-        let token = access_token(&gw, org, "app", SECRET).await;
+        let token = gw.org_token(org, "app", SECRET).await;
         assert_eq!(claims(&token)["org_id"], org);
         assert_eq!(get(&gw, "/shared/x", &token).await.status(), 200);
         let seen = upstream.seen().pop().unwrap();
@@ -645,7 +623,7 @@ type Edit = dyn Fn(&mut Value);
 #[tokio::test]
 async fn a_token_whose_iss_and_org_id_disagree_is_refused() {
     let (gw, upstream) = path_mode().await;
-    let genuine = claims(&access_token(&gw, "acme", "app", SECRET).await);
+    let genuine = claims(&gw.org_token("acme", "app", SECRET).await);
     let (key, kid) = gw.signing_key();
     let forge = |edit: &Edit| {
         let mut c = genuine.clone();
@@ -802,13 +780,13 @@ async fn the_cli_manages_organisations_and_their_clients_while_serving() {
 
     // The running gateway picked the new organisation and client up.
     eventually("acme's client gets a token", || async {
-        token_at(&gw, "/acme/connect/token", "app", &secret)
+        gw.token_at("/acme/connect/token", "app", &secret)
             .await
             .status()
             == 200
     })
     .await;
-    let token = access_token(&gw, "acme", "app", &secret).await;
+    let token = gw.org_token("acme", "app", &secret).await;
     assert_eq!(
         claims(&token)["roles"],
         serde_json::json!(["tenant-member"])
@@ -819,7 +797,7 @@ async fn the_cli_manages_organisations_and_their_clients_while_serving() {
     let second: Value = serde_json::from_str(out.trim()).unwrap();
     let second = second["client_secret"].as_str().unwrap().to_owned();
     eventually("the second secret works", || async {
-        token_at(&gw, "/acme/connect/token", "app", &second)
+        gw.token_at("/acme/connect/token", "app", &second)
             .await
             .status()
             == 200
@@ -829,7 +807,7 @@ async fn the_cli_manages_organisations_and_their_clients_while_serving() {
     let (ok, _, err) = run(&gw, &["org", "disable", "acme"]);
     assert!(ok, "{err}");
     eventually("acme disabled", || async {
-        token_at(&gw, "/acme/connect/token", "app", &secret)
+        gw.token_at("/acme/connect/token", "app", &secret)
             .await
             .status()
             == 401
@@ -838,7 +816,7 @@ async fn the_cli_manages_organisations_and_their_clients_while_serving() {
     let (ok, _, err) = run(&gw, &["org", "enable", "acme"]);
     assert!(ok, "{err}");
     eventually("acme enabled", || async {
-        token_at(&gw, "/acme/connect/token", "app", &secret)
+        gw.token_at("/acme/connect/token", "app", &secret)
             .await
             .status()
             == 200
@@ -853,7 +831,7 @@ async fn the_cli_manages_organisations_and_their_clients_while_serving() {
     let (ok, _, err) = run(&gw, &["org", "remove", "acme", "--force"]);
     assert!(ok, "{err}");
     eventually("acme removed", || async {
-        token_at(&gw, "/acme/connect/token", "app", &secret)
+        gw.token_at("/acme/connect/token", "app", &secret)
             .await
             .status()
             == 404

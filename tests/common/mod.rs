@@ -274,6 +274,29 @@ impl Gateway {
             .to_owned()
     }
 
+    /// POSTs a client-credentials token request to `path` with HTTP Basic credentials.
+    pub async fn token_at(&self, path: &str, client: &str, secret: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .basic_auth(client, Some(secret))
+            .form(&[GRANT])
+            .send()
+            .await
+            .expect("token request")
+    }
+
+    /// A token for `client` of organisation `org` from `/{org}/connect/token`; panics unless
+    /// one is issued.
+    pub async fn org_token(&self, org: &str, client: &str, secret: &str) -> String {
+        let path = format!("/{org}/connect/token");
+        let response = self.token_at(&path, client, secret).await;
+        assert_eq!(response.status(), 200, "a token for {org}/{client}");
+        json(response).await["access_token"]
+            .as_str()
+            .expect("a token")
+            .to_owned()
+    }
+
     /// The status of a token request for `client` with `secret` (HTTP Basic).
     pub async fn token_status(&self, client: &str, secret: &str) -> u16 {
         let response = self.token(Some((client, secret)), &[GRANT]).await;
@@ -468,7 +491,16 @@ listen = "127.0.0.1:{admin_port}"
     path
 }
 
-/// The JSON body of a response.
+/// The claims of a JWT, read without verifying it (the gateway's own tokens, in tests).
+pub fn claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url claims");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
 /// Parses the Prometheus text format strictly: every sample line is `name{labels} value`.
 pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
     let mut samples = HashMap::new();
