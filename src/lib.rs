@@ -19,7 +19,9 @@
 //!    - [`issuer`], the token side: form parsing, client authentication (argon2id off the
 //!      event loop), minting, discovery and introspection;
 //!    - [`guard`], the resource side: bearer extraction, signature and claim verification with
-//!      a cache, the registry's word on the client at every request, route policy.
+//!      a cache, the registry's word on the client at every request, route policy;
+//!    - [`manage`], the management API: organisations' administrators manage their clients
+//!      with credgate's own tokens, through the same registry editor as the CLI.
 //! 4. Below them, what both sides agree on: [`oauth`] (keys and JWKS, claims, scope syntax,
 //!    well-known paths, and [`oauth::TokenCheck`], which the guard implements and
 //!    introspection uses, so the two sides never import each other, and

@@ -288,6 +288,14 @@ async fn an_organisation_administrator_runs_a_client_through_its_whole_life() {
         assert!(!audit.contains(secret.as_str()));
     }
     assert!(!audit.contains("argon2"));
+    // The request log names the caller of each API request.
+    assert!(
+        gw.log().contains(
+            "path=/manage/v1/orgs/acme/clients route=manage client_id=acme/admin status=201"
+        ),
+        "{}",
+        gw.log()
+    );
 }
 
 #[tokio::test]

@@ -127,7 +127,8 @@ impl Manage {
             return Outcome::answer("served", document);
         }
         let request_id = random_token(9);
-        let (label, reply) = match self.answer(&req, &request_id).await {
+        let mut actor = None;
+        let (label, reply) = match self.answer(&req, &request_id, &mut actor).await {
             Ok(answer) => ("managed", self.reply(answer)),
             Err(problem) => (problem.code, problem.reply()),
         };
@@ -135,15 +136,23 @@ impl Manage {
         if let Ok(id) = HeaderValue::from_str(&request_id) {
             reply.headers_mut().insert("x-request-id", id);
         }
-        Outcome::answer(label, reply)
+        let outcome = Outcome::answer(label, reply);
+        match actor {
+            Some(actor) => outcome.by(&actor),
+            None => outcome,
+        }
     }
 
+    /// The answer to `req`; `actor` learns who asked, once their token is verified (the
+    /// request log names them).
     async fn answer(
         self: &Arc<Self>,
         req: &ManageRequest<'_>,
         request_id: &str,
+        actor: &mut Option<String>,
     ) -> Result<Answer, Problem> {
         let caller = self.authenticate(req.authorization).await?;
+        *actor = Some(caller.actor());
         let call = ops::Call::parse(self, req, caller)?;
         if let Some(org) = call.changes() {
             self.writes.admit(org).map_err(|wait| {
