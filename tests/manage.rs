@@ -407,6 +407,32 @@ async fn nobody_grants_more_than_their_organisation_allows() {
         "{body}"
     );
 
+    // Default roles are the organisation's: whatever roles a client is given or loses, its
+    // tokens carry them.
+    for (roles, expected) in [
+        (json!(["payroll"]), json!(["tenant-member", "payroll"])),
+        (json!([]), json!(["tenant-member"])),
+    ] {
+        let (status, _, body) = acme
+            .call(
+                reqwest::Method::PATCH,
+                "/orgs/acme/clients/app",
+                Some(json!({ "roles": roles })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["default_roles"], json!(["tenant-member"]));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let token = gw.org_token("acme", "app", SECRET).await;
+            if claims(&token)["roles"] == expected {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}", claims(&token));
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     // Without the manage scope, or without a token, nothing.
     let app = api(&gw, "acme", "app").await;
     let (status, body) = app.get("/orgs/acme/clients").await;
