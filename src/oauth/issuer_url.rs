@@ -169,15 +169,6 @@ impl IssuerTemplate {
         matches!(self.mode, Mode::Host { .. })
     }
 
-    /// The path of organisation `org`'s base (`/acme`, `/acme-api`; in host mode the shared
-    /// base path, often empty).
-    pub fn base_path(&self, org: &str) -> String {
-        match &self.mode {
-            Mode::Path { before, after } => format!("{before}{org}{after}"),
-            Mode::Host { path, .. } => path.clone(),
-        }
-    }
-
     /// The organisation whose base covers a request for canonical `path` on `host` (the `Host`
     /// header's value), and the path below that base.
     pub fn locate<'a>(&self, host: &'a str, path: &'a str) -> Located<'a> {
@@ -193,13 +184,7 @@ impl IssuerTemplate {
                 } else {
                     strip_port(host)
                 };
-                let org = host
-                    .get(..host.len().saturating_sub(after.len()))
-                    .filter(|_| host.len() >= before.len() + after.len())
-                    .filter(|_| ends_with_ignore_case(host, after))
-                    .filter(|_| starts_with_ignore_case(host, before))
-                    .map(|h| &h[before.len()..]);
-                let Some(org) = org else {
+                let Some(org) = between_ignore_case(host, before, after) else {
                     return Located::Outside;
                 };
                 if !is_valid_org_id(org) {
@@ -256,14 +241,15 @@ fn strip_port(host: &str) -> &str {
     }
 }
 
-fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
-    text.len() >= prefix.len()
-        && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
-}
-
-fn ends_with_ignore_case(text: &str, suffix: &str) -> bool {
-    text.len() >= suffix.len()
-        && text.as_bytes()[text.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+/// `text` without `prefix` and `suffix`, both compared ignoring ASCII case (host names are
+/// case-insensitive); `None` unless both are there without overlapping.
+fn between_ignore_case<'a>(text: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
+    let end = text.len().checked_sub(suffix.len())?;
+    let (bytes, start) = (text.as_bytes(), prefix.len());
+    let fits = start <= end
+        && bytes[..start].eq_ignore_ascii_case(prefix.as_bytes())
+        && bytes[end..].eq_ignore_ascii_case(suffix.as_bytes());
+    fits.then(|| text.get(start..end)).flatten()
 }
 
 #[cfg(test)]
@@ -292,7 +278,6 @@ mod tests {
         let template = t("https://api.example.com/{org}");
         assert!(!template.host_mode());
         assert_eq!(template.fill("acme"), "https://api.example.com/acme");
-        assert_eq!(template.base_path("acme"), "/acme");
         let h = "api.example.com";
         assert_eq!(
             template.locate(h, "/acme/connect/token"),
@@ -333,7 +318,6 @@ mod tests {
     fn host_mode_reads_the_org_from_the_host() {
         let template = t("https://{org}.api.example.com");
         assert!(template.host_mode());
-        assert_eq!(template.base_path("acme"), "");
         assert_eq!(
             template.locate("ACME.api.example.com:8443", "/connect/token"),
             Located::Malformed

@@ -192,18 +192,6 @@ impl RegistryDocument {
         Ok(())
     }
 
-    /// How many secrets client `id` has.
-    pub fn secret_count(&self, id: &str) -> usize {
-        let Some(index) = self.position(id) else {
-            return 0;
-        };
-        self.clients()
-            .and_then(|c| c.get(index))
-            .and_then(|t| t.get("secret"))
-            .and_then(Item::as_array_of_tables)
-            .map_or(0, ArrayOfTables::len)
-    }
-
     /// How many `[[client]]` tables the file has.
     pub fn client_count(&self) -> usize {
         self.clients().map_or(0, ArrayOfTables::len)

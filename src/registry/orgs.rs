@@ -203,13 +203,6 @@ impl Organizations {
         self.orgs.get(id).map(|(org, _)| org)
     }
 
-    /// Organisations sorted by id.
-    pub fn sorted(&self) -> Vec<&Arc<Organization>> {
-        let mut orgs: Vec<_> = self.orgs.values().map(|(org, _)| org).collect();
-        orgs.sort_by(|a, b| a.id.cmp(&b.id));
-        orgs
-    }
-
     pub fn len(&self) -> usize {
         self.orgs.len()
     }
