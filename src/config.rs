@@ -174,6 +174,8 @@ pub struct ManageConfig {
     pub max_secrets_per_client: usize,
     /// Most changes an organisation may make through the API per minute (0: no bound).
     pub max_writes_per_minute: u32,
+    /// Whether the web console is served at `<prefix>/console/` (off unless asked for).
+    pub console: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -897,12 +899,6 @@ impl Checker<'_> {
         {
             self.problem("manage.operator_org", problem);
         }
-        if raw.console {
-            self.problem(
-                "manage.console",
-                "the web console is not part of this version yet; leave it out",
-            );
-        }
         for (field, n) in [
             ("manage.max_clients_per_org", raw.max_clients_per_org),
             ("manage.max_secrets_per_client", raw.max_secrets_per_client),
@@ -917,6 +913,7 @@ impl Checker<'_> {
             max_clients_per_org: raw.max_clients_per_org.max(1),
             max_secrets_per_client: raw.max_secrets_per_client.max(1),
             max_writes_per_minute: raw.max_writes_per_minute,
+            console: raw.console,
         }
     }
 

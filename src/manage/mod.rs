@@ -10,6 +10,7 @@
 //! instance sharing the files through their watchers. Secrets are made here, shown once, never
 //! accepted from a caller. Every answer is JSON; every error RFC 9457 problem details.
 
+pub mod console;
 mod openapi;
 mod ops;
 pub mod problem;
@@ -75,6 +76,8 @@ pub struct Manage {
     openapi: Vec<u8>,
     /// Changes per organisation per minute.
     writes: rate::WriteRate,
+    /// The web console's files, when `[manage] console` serves them.
+    console: Option<console::Console>,
 }
 
 /// What one operation answers: the status, the JSON body, and its `ETag`, `Location` and
@@ -110,7 +113,16 @@ impl Manage {
             limits,
             tokens,
             audit,
+            console: None,
         })
+    }
+
+    /// The same API, serving the web console too.
+    pub fn with_console(self, console: console::Console) -> Self {
+        Manage {
+            console: Some(console),
+            ..self
+        }
     }
 
     pub fn prefix(&self) -> &str {
@@ -120,6 +132,9 @@ impl Manage {
     /// Answers one request: authenticate, authorise, run the operation off the event loop,
     /// audit it if it changes anything.
     pub async fn handle(self: &Arc<Self>, req: ManageRequest<'_>) -> Outcome {
+        if let Some(console) = self.console.as_ref().filter(|c| c.owns(req.path)) {
+            return Outcome::answer("served", console.serve(req.method, req.path, req.query));
+        }
         if req.method == Method::GET
             && req.path.strip_prefix(self.prefix()) == Some("/openapi.json")
         {

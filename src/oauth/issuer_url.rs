@@ -164,6 +164,16 @@ impl IssuerTemplate {
         self.text.replacen(ORG_PLACEHOLDER, org, 1)
     }
 
+    /// The base path of every organisation's issuer, `{org}` left in place in path mode
+    /// (`/{org}-api`); in host mode the path the organisations share (`""` or `/x`). A
+    /// same-origin page (the web console) reaches an organisation's endpoints below it.
+    pub fn base_path(&self) -> String {
+        match &self.mode {
+            Mode::Path { before, after } => format!("{before}{ORG_PLACEHOLDER}{after}"),
+            Mode::Host { path, .. } => path.clone(),
+        }
+    }
+
     /// Whether the organisation is read from the host.
     pub fn host_mode(&self) -> bool {
         matches!(self.mode, Mode::Host { .. })
@@ -271,6 +281,14 @@ mod tests {
         ] {
             assert!(!is_valid_org_id(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn base_paths_keep_the_placeholder_in_path_mode_only() {
+        assert_eq!(t("https://api.example.com/{org}").base_path(), "/{org}");
+        assert_eq!(t("https://x.ca/v1/{org}-api/").base_path(), "/v1/{org}-api");
+        assert_eq!(t("https://{org}.api.example.com").base_path(), "");
+        assert_eq!(t("https://{org}.api.example.com/v2").base_path(), "/v2");
     }
 
     #[test]

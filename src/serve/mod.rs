@@ -24,7 +24,9 @@ use crate::guard::verify::TokenVerifier;
 use crate::guard::Guard;
 use crate::issuer::Issuer;
 use crate::live::Live;
+use crate::manage::console::{Console, Settings};
 use crate::manage::Manage;
+use crate::oauth::issuer_url::Issuers;
 use crate::oauth::{KeySet, KeyStore};
 use crate::problems::Problems;
 use crate::proxy::{in_flight, Edge, Gateway};
@@ -75,20 +77,7 @@ pub fn serve(config: Config, config_path: &Path) -> Result<(), Problems> {
     let guard = Arc::new(Guard::new(verifier, registry.clone()));
     let edge = Arc::new(Live::new(Edge::new(&config, &config)));
     let manage = match &config.manage {
-        Some(manage) => Some(Arc::new(
-            Manage::new(
-                manage.clone(),
-                config.registry.path.clone(),
-                config.issuer.lifetimes,
-                guard.clone(),
-            )
-            .map_err(|e| {
-                Problems::one(
-                    &manage.audit_log,
-                    format!("manage.audit_log cannot be opened for appending: {e}"),
-                )
-            })?,
-        )),
+        Some(manage) => Some(Arc::new(manage_api(&config, manage, guard.clone())?)),
         None => None,
     };
     let certificate = match &config.server.tls {
@@ -249,4 +238,37 @@ impl BackgroundService for Drain {
         tracing::info!("no request in flight; exiting");
         std::process::exit(0);
     }
+}
+
+/// The management API of `[manage]`, serving the web console when it asks for it.
+fn manage_api(
+    config: &Config,
+    manage: &crate::config::ManageConfig,
+    tokens: Arc<Guard>,
+) -> Result<Manage, Problems> {
+    let api = Manage::new(
+        manage.clone(),
+        config.registry.path.clone(),
+        config.issuer.lifetimes,
+        tokens,
+    )
+    .map_err(|e| {
+        Problems::one(
+            &manage.audit_log,
+            format!("manage.audit_log cannot be opened for appending: {e}"),
+        )
+    })?;
+    let template = match &config.issuer.issuers {
+        Issuers::PerOrg(template) if manage.console => template,
+        _ => return Ok(api),
+    };
+    let settings = Settings::new(
+        &manage.prefix,
+        &manage.scope,
+        template,
+        &config.issuer.token_paths[0],
+        config.issuer.lifetimes,
+        config.issuer.default_token_lifetime,
+    );
+    Ok(api.with_console(Console::new(&settings)))
 }
