@@ -73,8 +73,9 @@ fn test(args: &[String]) -> Result<(), String> {
 
 /// What the test suite runs besides cargo: cmake for the build, nextest, Prometheus's
 /// `promtool` (the metrics test lints the exposition with it), python3 (a real WSGI upstream),
-/// Node with `openid-client` (a real OAuth client that discovers each organisation), and
-/// schemathesis (PyPI: the management API's schema-driven property test).
+/// Node with `openid-client` (a real OAuth client that discovers each organisation),
+/// schemathesis (PyPI: the management API's schema-driven property test), and Debian's
+/// chromium and chromium-driver with Node's `playwright-core` (the web console's browser tests).
 fn test_tools(tools: &mut Tools) -> Result<(), String> {
     tools.cmake()?;
     tools.pypi("schemathesis", "schemathesis==4.32.5")?;
@@ -82,7 +83,10 @@ fn test_tools(tools: &mut Tools) -> Result<(), String> {
     tools.debian("promtool", "prometheus")?;
     tools.require("python3")?;
     tools.require("node")?;
-    tools.npm_ci("tests/oauth-client")
+    tools.npm_ci("tests/oauth-client")?;
+    tools.debian("chromium", "chromium")?;
+    tools.debian("chromedriver", "chromium-driver")?;
+    tools.npm_ci("tests/console")
 }
 
 fn ci() -> Result<(), String> {
