@@ -67,7 +67,11 @@ fn the_organisations_demo_loads_and_readme_shows_its_secrets() {
     )
     .unwrap_or_else(|p| panic!("{p}"));
     assert_eq!(orgs.len(), 2);
-    for (org, client) in [("acme", "payroll-sync"), ("globex", "hr-import")] {
+    for (org, client) in [
+        ("acme", "payroll-sync"),
+        ("acme", "acme-admin"),
+        ("globex", "hr-import"),
+    ] {
         let org = orgs.get(org).expect("the demo organisation");
         assert_eq!(org.issuer, format!("http://127.0.0.1:8080/{}", org.id));
         let client = org.clients.get(client).expect("the demo client");
