@@ -693,6 +693,14 @@ function copyable(label, value, secret = false) {
 
 const ONCE_WARNING = "Copy the secret now: this is the only time it is shown. credgate keeps only a hash of it; if it is lost, add a new secret.";
 
+/** Where the new client gets its tokens, when this page can tell: in host mode only for the
+ * signed-in organisation, whose host this is. */
+function tokenEndpointNote(org) {
+  const { token_path: path, org_in_path: inPath } = state.settings;
+  if (!inPath && org !== state.org) return null;
+  return h("p", { class: "muted", text: `Token endpoint: ${location.origin}${path.replace("{org}", encodeURIComponent(org))}` });
+}
+
 /** The "Client added" screen: the id and the secret, shown this once. */
 function renderClientAdded(org, created) {
   const client = created.client;
@@ -704,7 +712,7 @@ function renderClientAdded(org, created) {
       h("p", { class: "warning", role: "alert", text: ONCE_WARNING }),
       copyable("Client ID", client.id),
       copyable("Client secret", created.client_secret, true),
-      h("p", { class: "muted", text: `Token endpoint: ${location.origin}${state.settings.token_path.replace("{org}", state.settings.org_in_path ? org : "")}` }),
+      tokenEndpointNote(org),
       h("div", { class: "actions" }, h("a", { class: "btn primary", href: orgHash(org, "clients", client.id), text: "Done" })),
     ),
   );
