@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::upstream::Upstream;
 use common::{client_toml, Gateway, Setup};
+use credgate::testing::hash_secret;
 use serde_json::{json, Value};
 
 const SECRET: &str = "console-test-secret";
@@ -34,6 +35,23 @@ fn named(id: &str, name: &str, scopes: &str, extra: &str, secret_extra: &str) ->
         &format!("name = \"Client {id}\""),
         &format!("name = {name:?}"),
         1,
+    )
+}
+
+/// A client whose one valid secret (`current`) sits beside an expired one (`lapsed`).
+fn rotating() -> String {
+    let client = named(
+        "rotating",
+        "Rotating",
+        "\"payroll.read\"",
+        "",
+        "id = \"current\"",
+    );
+    format!(
+        "{}[[client.secret]]\nid = \"lapsed\"\ndescription = \"lapsed\"\nhash = \"{}\"\n\
+         expires = \"2020-01-01\"\n\n",
+        client.replacen("description = \"test\"", "description = \"current\"", 1),
+        hash_secret("lapsed-secret")
     )
 }
 
@@ -81,6 +99,7 @@ async fn start_with(template: &str) -> (Gateway, Upstream) {
                 "expires = \"2020-01-01\"",
                 "",
             ),
+            rotating(),
         ]
         .concat(),
     );

@@ -85,12 +85,14 @@ async function shot(page, name) {
   await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
 }
 
-async function signIn(page, { org, client, secret }) {
-  await page.goto(`${CONSOLE}?org=${org}`);
+/** Signs in from the page's sign-in form (`fresh`: load the page first). */
+async function signIn(page, { org, client, secret }, fresh = true) {
+  if (fresh) await page.goto(`${CONSOLE}?org=${org}`);
+  else await page.getByLabel("Organisation").fill(org);
   await page.getByLabel("Client ID", { exact: true }).fill(client);
   await page.getByLabel("Client secret", { exact: true }).fill(secret);
   await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("heading", { name: /^API clients of / }).waitFor();
+  await page.getByRole("button", { name: "Sign out" }).waitFor();
 }
 
 /** Neither storage, nor a cookie, nor the URL ever holds a secret or a token. */
@@ -140,6 +142,7 @@ const scenarios = {
     await page.goto(`${CONSOLE}?org=acme`);
     await shot(page, "sign-in");
     await signIn(page, acme);
+    await page.getByRole("heading", { name: "API clients of Acme Corp" }).waitFor();
     await assertNothingStored(page, context, [acme.secret]);
     // A secret expiring within 30 days is highlighted; an expired client says so.
     await rowOf(page, "Existing app").getByText(/^in (9|10) days$/).waitFor();
@@ -228,10 +231,23 @@ const scenarios = {
     await eventually("the removed secret is refused", async () => (await tokenStatus("acme", clientId, first)) === 401);
     assert.equal(await tokenStatus("acme", clientId, second.secret), 200);
 
-    // The last valid secret needs a second confirmation; cancelling it keeps the secret.
-    await rowOf(page, "Rotation 2027").getByRole("button", { name: "Remove" }).click();
+    // The last valid secret (beside expired ones) needs a second confirmation; cancelling
+    // keeps it, confirming removes it.
+    await page.goto(`${CONSOLE}#/orgs/acme/clients/rotating/secrets`);
+    await signIn(page, acme, false);
+    await rowOf(page, "current").getByRole("button", { name: "Remove" }).click();
     await confirmDialog(page, "Remove secret?", "Remove secret");
     await confirmDialog(page, "Remove the last valid secret?", "Cancel");
+    await rowOf(page, "current").waitFor();
+    await rowOf(page, "current").getByRole("button", { name: "Remove" }).click();
+    await confirmDialog(page, "Remove secret?", "Remove secret");
+    await confirmDialog(page, "Remove the last valid secret?", "Remove it anyway");
+    await rowOf(page, "current").waitFor({ state: "detached" });
+    await rowOf(page, "lapsed").waitFor();
+    await eventually("the removed last secret is refused", async () => (await tokenStatus("acme", "rotating", acme.secret)) === 401);
+    await page.evaluate(() => {
+      location.hash = "#/orgs/acme/clients/payroll-sync/secrets";
+    });
     await rowOf(page, "Rotation 2027").waitFor();
 
     // Regenerate: one new secret, the old ones refused.
@@ -241,6 +257,9 @@ const scenarios = {
     await regenerate.getByRole("button", { name: "Regenerate secret" }).click();
     const third = await readSecretDialog(page, "New secret");
     await third.dialog.getByRole("button", { name: "I have copied it" }).click();
+    // The only secret cannot be removed; the page says what to do instead.
+    await page.getByText("to replace its only one, use Regenerate secret").waitFor();
+    assert.ok(await rowOf(page, third.id).getByRole("button", { name: "Remove" }).isDisabled());
     await eventually("the regenerated secret works", async () => (await tokenStatus("acme", clientId, third.secret)) === 200);
     await eventually("the replaced secret is refused", async () => (await tokenStatus("acme", clientId, second.secret)) === 401);
     await assertNothingStored(page, context, [acme.secret, first, second.secret, third.secret]);
@@ -326,16 +345,13 @@ const scenarios = {
     assert.equal(await page.getByRole("combobox", { name: "Organisation" }).count(), 0, "an org admin sees the picker");
     assert.equal(await page.getByRole("link", { name: "Organisations" }).count(), 0);
 
-    // Acme's clients, asked for by URL: not found, nothing of Acme's shown.
+    // Acme's clients, asked for by a link: not found, nothing of Acme's shown. (Loading a
+    // page signs out: the token lived in the old page's memory only.)
     await page.goto(`${CONSOLE}#/orgs/acme/clients`);
-    await page.getByRole("heading", { name: "Sign in" }).waitFor(); // a reload signs out
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
     await page.getByText("Use a bearer token instead").click();
     await page.getByLabel("Bearer token").fill(cfg.globex_token);
     await page.getByRole("button", { name: "Sign in" }).click();
-    await page.getByRole("heading", { name: "API clients of Globex" }).waitFor();
-    await page.evaluate(() => {
-      location.hash = "#/orgs/acme/clients";
-    });
     await page.getByRole("alert").getByText("Not found").waitFor();
     const text = await page.locator("main").innerText();
     assert.ok(!text.includes("Existing app") && !text.includes("Acme"), text);

@@ -361,7 +361,8 @@ function renderSignIn(message) {
       await startSession(token);
       secret.value = "";
       bearer.value = "";
-      const target = orgHash(state.org, "clients");
+      // A link into the console (#/orgs/...) is followed once signed in.
+      const target = location.hash.startsWith("#/orgs/") ? location.hash : orgHash(state.org, "clients");
       if (location.hash === target) route();
       else location.hash = target;
     } catch (error) {
@@ -953,6 +954,8 @@ function secretsPanel({ base, client, act }) {
     const query = last ? "?force=true" : "";
     act(() => api("DELETE", `${base}/secrets/${encodeURIComponent(secret.id)}`, { query }), "Secret removed.");
   };
+  // A client keeps at least one secret (the API refuses to remove the only one).
+  const only = client.secrets.length === 1;
   const rows = client.secrets.map((s) =>
     h(
       "tr",
@@ -961,14 +964,23 @@ function secretsPanel({ base, client, act }) {
       h("td", { text: s.description || "—" }),
       h("td", { text: s.created ? instant(s.created) : "—" }),
       h("td", {}, expiryCell(s.expires)),
-      h("td", {}, button("Remove", () => remove(s), "small danger-quiet")),
+      h("td", {}, removeButton(s)),
     ),
   );
+  function removeButton(secret) {
+    const remover = button("Remove", () => remove(secret), "small danger-quiet");
+    if (only) {
+      remover.disabled = true;
+      remover.setAttribute("aria-describedby", "only-secret");
+    }
+    return remover;
+  }
   return h(
     "section",
     { class: "card" },
     h("div", { class: "actions" }, button("Add secret", add, "primary"), button("Regenerate secret", regenerate)),
     table(["Id", "Description", "Created", "Expires", ""], rows, "This client has no secrets: add one so it can get tokens."),
+    only ? h("p", { class: "hint", id: "only-secret", text: "A client keeps at least one secret: to replace its only one, use Regenerate secret." }) : null,
   );
 }
 
