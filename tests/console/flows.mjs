@@ -426,8 +426,15 @@ const scenarios = {
   /** The session ends with the token, with a message. */
   async expiry({ page, context }) {
     await signIn(page, cfg.short);
+    // A dialog left open goes with the session.
+    await page.evaluate(() => {
+      location.hash = "#/orgs/acme/clients/app";
+    });
+    await page.getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("dialog").waitFor();
     await page.getByRole("heading", { name: "Sign in" }).waitFor({ timeout: 15_000 });
     await page.getByText("Your session expired at").waitFor();
+    assert.equal(await page.getByRole("dialog").count(), 0, "a dialog outlived the session");
     assert.equal(new URL(page.url()).hash, "");
     await assertNothingStored(page, context, [cfg.short.secret]);
     return {};

@@ -286,7 +286,7 @@ async function startSession(token) {
   state.expiryTimer = setTimeout(() => {
     const at = new Date(state.expiresAt).toISOString().slice(11, 16);
     signOut(`Your session expired at ${at} UTC. Sign in again to go on.`);
-  }, state.expiresAt - Date.now());
+  }, Math.min(state.expiresAt - Date.now(), 2 ** 31 - 1));
   try {
     const { data } = await api("GET", "/orgs", { signingIn: true });
     state.operator = true;
@@ -311,6 +311,7 @@ function forget() {
 
 function signOut(message) {
   forget();
+  for (const open of document.querySelectorAll("dialog")) open.remove();
   renderNav();
   if (location.hash) history.replaceState(null, "", location.pathname + location.search);
   renderSignIn(message);
@@ -324,7 +325,8 @@ function renderSignIn(message) {
   const prefill = new URLSearchParams(location.search).get("org") || "";
   const org = h("input", { name: "organization", required: true, autocomplete: "organization", value: prefill, spellcheck: "false" });
   const clientId = h("input", { name: "client_id", autocomplete: "username", spellcheck: "false" });
-  const secret = h("input", { name: "client_secret", type: "password", autocomplete: "current-password" });
+  // A machine credential, pasted from where it is kept: the browser is not asked to save it.
+  const secret = h("input", { name: "client_secret", type: "password", autocomplete: "off" });
   const bearer = h("textarea", { name: "bearer", rows: 3, spellcheck: "false", autocomplete: "off" });
   const submit = h("button", { type: "submit", class: "btn primary", text: "Sign in" });
   const form = h(
