@@ -4,7 +4,7 @@
 //! only a Debian package has it), and then runs cargo:
 //!
 //! - `cargo xtask demo [ARGS]`: the gateway with the shipped `config/` (`cargo run --release`).
-//! - `cargo xtask test [ARGS]`: the whole test suite (`cargo nextest run`).
+//! - `cargo xtask test [ARGS]`: the whole test suite (`cargo nextest run --workspace`).
 //! - `cargo xtask ci`: formatting, lints, docs, the MSRV check, the fuzz smoke run and the Debian
 //!   package: everything `.ci/run` does before the README's test command.
 //! - `cargo xtask msrv`: checks `rust-version` against every dependency's.
@@ -66,7 +66,13 @@ fn demo(args: &[String]) -> Result<(), String> {
 fn test(args: &[String]) -> Result<(), String> {
     let mut tools = Tools::new(root());
     test_tools(&mut tools)?;
-    let mut cargo = vec!["nextest", "run", "--locked", "--no-fail-fast"];
+    let mut cargo = vec![
+        "nextest",
+        "run",
+        "--workspace",
+        "--locked",
+        "--no-fail-fast",
+    ];
     cargo.extend(args.iter().map(String::as_str));
     tools.run("cargo", &cargo)
 }
@@ -130,18 +136,7 @@ fn ci() -> Result<(), String> {
     section("fuzz smoke: 20 s per target (skipped without a nightly toolchain)");
     tools.run("bash", &["fuzz/run.sh", "20"])?;
     section("Debian package: build, install into a scratch root, check the installed config");
-    deb::build_and_check(&mut tools)?;
-    section("tests (the README's test command: cargo xtask test)");
-    tools.run(
-        "cargo",
-        &[
-            "nextest",
-            "run",
-            "--workspace",
-            "--locked",
-            "--no-fail-fast",
-        ],
-    )
+    deb::build_and_check(&mut tools)
 }
 
 fn section(title: &str) {
