@@ -107,6 +107,12 @@ pub struct ServerConfig {
     pub client_timeout: Duration,
     /// Worker threads of the main listener.
     pub threads: usize,
+    /// Whether an idle worker thread takes tasks queued on a busy one (Pingora's
+    /// `work_stealing`).
+    pub work_stealing: bool,
+    /// Idle upstream connections kept for reuse, across all upstreams (Pingora's
+    /// `upstream_keepalive_pool_size`).
+    pub upstream_keepalive_pool: usize,
     /// PEM roots that HTTPS upstreams are verified against; `None` = the system's roots.
     pub upstream_ca_file: Option<PathBuf>,
     /// Serve HTTPS on `listen` with this certificate (reloaded when the files change).
@@ -372,6 +378,10 @@ struct RawServer {
     #[serde(default = "default_client_timeout")]
     client_timeout: String,
     threads: Option<usize>,
+    #[serde(default = "work_stealing_by_default")]
+    work_stealing: bool,
+    #[serde(default = "default_upstream_keepalive_pool")]
+    upstream_keepalive_pool: usize,
     upstream_ca_file: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -381,6 +391,14 @@ struct RawServer {
 
 fn drop_underscore_headers_by_default() -> bool {
     true
+}
+
+fn work_stealing_by_default() -> bool {
+    true
+}
+
+fn default_upstream_keepalive_pool() -> usize {
+    128
 }
 
 #[derive(Deserialize)]
@@ -532,6 +550,11 @@ impl Config {
         [
             ("server.listen", a.listen != b.listen),
             ("server.threads", a.threads != b.threads),
+            ("server.work_stealing", a.work_stealing != b.work_stealing),
+            (
+                "server.upstream_keepalive_pool",
+                a.upstream_keepalive_pool != b.upstream_keepalive_pool,
+            ),
             ("server.grace_period", a.grace_period != b.grace_period),
             (
                 "server.upstream_ca_file",
@@ -684,6 +707,11 @@ impl Checker<'_> {
             client_timeout: self
                 .at_least_a_second("server.client_timeout", &raw.server.client_timeout),
             threads: self.positive("server.threads", raw.server.threads.unwrap_or_else(cores)),
+            work_stealing: raw.server.work_stealing,
+            upstream_keepalive_pool: self.positive(
+                "server.upstream_keepalive_pool",
+                raw.server.upstream_keepalive_pool,
+            ),
             upstream_ca_file: raw.server.upstream_ca_file,
             tls: match (raw.server.tls_cert, raw.server.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
@@ -1237,12 +1265,18 @@ path = "clients.toml"
     #[test]
     fn restart_only_changes_are_named_and_routes_are_not_among_them() {
         let running = parse(MINIMAL).unwrap();
-        let text = MINIMAL.replace("8080\"\n[issuer]", "8081\"\nthreads = 7\nclient_timeout = \"9s\"\n[issuer]")
+        let text = MINIMAL.replace("8080\"\n[issuer]", "8081\"\nthreads = 7\nwork_stealing = false\nupstream_keepalive_pool = 16\nclient_timeout = \"9s\"\n[issuer]")
             + "[[route]]\nprefix = \"/new/\"\nupstream = \"127.0.0.1:9\"\n[guard]\nleeway = \"1s\"\n";
         let new = parse(&text).unwrap();
         assert_eq!(
             running.restart_only_changes(&new),
-            ["server.listen", "server.threads", "[guard]"]
+            [
+                "server.listen",
+                "server.threads",
+                "server.work_stealing",
+                "server.upstream_keepalive_pool",
+                "[guard]"
+            ]
         );
         assert!(running.restart_only_changes(&running).is_empty());
     }

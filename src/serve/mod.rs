@@ -100,6 +100,8 @@ pub fn serve(config: Config, config_path: &Path) -> Result<(), Problems> {
     let grace = config.server.grace_period.as_secs();
     let server_conf = ServerConf {
         threads: config.server.threads,
+        work_stealing: config.server.work_stealing,
+        upstream_keepalive_pool_size: config.server.upstream_keepalive_pool,
         grace_period_seconds: Some(grace),
         graceful_shutdown_timeout_seconds: Some(grace.min(5)),
         ca_file: config
