@@ -247,3 +247,41 @@ async fn a_request_body_that_stalls_is_given_up_after_the_client_timeout() {
     .await;
     assert!(took >= std::time::Duration::from_millis(900), "{took:?}");
 }
+
+/// argon2id runs on its own threads below the proxy's priority (nice +10 against the
+/// gateway's own), so a flood of wrong secrets takes only the CPU the proxy leaves idle.
+#[tokio::test]
+async fn secret_verification_threads_run_below_the_proxy() {
+    let gw = gateway(0, 0, "1m");
+    let task_dir = format!("/proc/{}/task", gw.pid());
+    let niceness = |tid: &str| -> Option<(String, i64)> {
+        let comm = std::fs::read_to_string(format!("{task_dir}/{tid}/comm")).ok()?;
+        let stat = std::fs::read_to_string(format!("{task_dir}/{tid}/stat")).ok()?;
+        // Field 19 of stat is the nice value; fields after the ")" of the name are plain.
+        let after_name = &stat[stat.rfind(')')? + 2..];
+        let nice = after_name.split(' ').nth(16)?.parse().ok()?;
+        Some((comm.trim().to_owned(), nice))
+    };
+    let threads: Vec<(String, i64)> = std::fs::read_dir(&task_dir)
+        .unwrap()
+        .filter_map(|e| niceness(e.ok()?.file_name().to_str()?))
+        .collect();
+    let main = niceness(&gw.pid().to_string()).unwrap().1;
+    let argon2: Vec<i64> = threads
+        .iter()
+        .filter(|(name, _)| name == "credgate-argon2")
+        .map(|(_, nice)| *nice)
+        .collect();
+    assert!(!argon2.is_empty(), "no argon2 threads among {threads:?}");
+    assert!(argon2.iter().all(|n| *n == (main + 10).min(19)), "{threads:?}");
+    assert!(
+        threads
+            .iter()
+            .filter(|(name, _)| name != "credgate-argon2")
+            .all(|(_, n)| *n == main),
+        "{threads:?}"
+    );
+    // And they verify: a right secret gets a token, a wrong one does not.
+    assert_eq!(gw.token_status("app", SECRET).await, 200);
+    assert_eq!(gw.token_status("app", "wrong").await, 401);
+}

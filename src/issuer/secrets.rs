@@ -2,9 +2,11 @@
 //! [`crate::registry::new_secret`]).
 //!
 //! argon2id is slow on purpose (tens of milliseconds of one core). Verification therefore runs
-//! on tokio's blocking pool, never on the proxy's event loop, at most `concurrency` at a time;
-//! at most `queue_limit` more requests wait for a slot, and past that the caller gets
-//! [`Overloaded`] (the token endpoint answers 503) instead of an ever-growing queue.
+//! on its own `concurrency` threads, never on the proxy's event loop, and at a lower CPU
+//! priority than the proxy ([`super::low_priority`]), so a flood of wrong secrets slows the
+//! token endpoint, not the proxied routes; at most `queue_limit` more requests wait for a
+//! thread, and past that the caller gets [`Overloaded`] (the token endpoint answers 503)
+//! instead of an ever-growing queue.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
+use super::low_priority::LowPriorityPool;
 use crate::metrics::metrics;
 use crate::registry::new_secret::{generate_secret, hash_secret, hasher};
 
@@ -22,7 +25,9 @@ pub struct Overloaded;
 
 /// Runs argon2id verifications off the event loop with bounded concurrency and queue.
 pub struct SecretVerifier {
+    /// One permit per thread of `threads`: a holder always finds a thread free.
     permits: Arc<Semaphore>,
+    threads: LowPriorityPool,
     waiting: AtomicUsize,
     queue_limit: usize,
     /// Hash of a random secret nobody knows: unknown client ids are verified against it so they
@@ -34,6 +39,8 @@ impl SecretVerifier {
     pub fn new(concurrency: usize, queue_limit: usize) -> Self {
         SecretVerifier {
             permits: Arc::new(Semaphore::new(concurrency)),
+            threads: LowPriorityPool::new("credgate-argon2", concurrency)
+                .expect("the secret verification threads start"),
             waiting: AtomicUsize::new(0),
             queue_limit,
             dummy_hash: hash_secret(&generate_secret()),
@@ -63,7 +70,7 @@ impl SecretVerifier {
         };
         metrics().secret_verifications.inc();
         let dummy = hashes.is_empty().then(|| self.dummy_hash.clone());
-        let result = tokio::task::spawn_blocking(move || {
+        let result = self.threads.run(move || {
             let _permit = permit;
             let candidates = dummy.as_ref().map_or(&hashes[..], std::slice::from_ref);
             let mut matched = None;
@@ -77,10 +84,9 @@ impl SecretVerifier {
             } else {
                 matched
             }
-        })
-        .await;
+        });
         // A panic inside argon2 would be a bug; treat it as "no match" rather than crash.
-        Ok(result.unwrap_or(None))
+        Ok(result.await.flatten())
     }
 }
 

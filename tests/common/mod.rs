@@ -328,6 +328,11 @@ impl Gateway {
     }
 
     /// Sends `signal` to the gateway process.
+    /// The gateway's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn signal(&self, signal: libc::c_int) {
         // SAFETY: kill(2) on our own child's pid has no memory effects.
         let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };

@@ -1,0 +1,105 @@
+//! Worker threads at a lower CPU priority than the proxy's, for argon2id.
+//!
+//! Running argon2id off the event loop (tokio's blocking pool) keeps it from stalling the
+//! proxy, but on a machine with few cores it still competes for them as an equal: under a flood
+//! of wrong secrets one core hashes all the time and every proxied request waits its turn for
+//! the other. These threads run at nice +10 (Linux gives a thread its own nice value), so the
+//! scheduler hands them the CPU the proxy leaves idle and a fraction of the rest: proxied
+//! requests keep their latency, and verification still makes progress when the proxy is busy.
+//! The priority is lowered once, when a thread starts (raising it back would need
+//! `CAP_SYS_NICE`, which the gateway does not have).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+/// How much lower than the proxy's threads these run (nice +10: about a tenth of the CPU
+/// weight of a nice 0 thread).
+pub const NICENESS: libc::c_int = 10;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of low-priority threads taking jobs in turn; they end when the pool is dropped.
+pub struct LowPriorityPool {
+    jobs: Mutex<Sender<Job>>,
+}
+
+impl LowPriorityPool {
+    /// Starts `threads` threads named `name`.
+    pub fn new(name: &str, threads: usize) -> std::io::Result<Self> {
+        let (jobs, queue) = channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..threads.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(name.to_owned())
+                .spawn(move || work(&queue))?;
+        }
+        Ok(LowPriorityPool {
+            jobs: Mutex::new(jobs),
+        })
+    }
+
+    /// Runs `job` on one of the threads; its result, or `None` if it panicked.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(job());
+        });
+        self.jobs.lock().ok()?.send(job).ok()?;
+        result.await.ok()
+    }
+}
+
+fn work(queue: &Mutex<Receiver<Job>>) {
+    lower_priority();
+    loop {
+        let next = queue.lock().map(|q| q.recv());
+        let Ok(Ok(job)) = next else {
+            return; // the pool is gone
+        };
+        // A panicking job drops its result sender (the caller sees `None`); the thread lives on.
+        let _ = catch_unwind(AssertUnwindSafe(job));
+    }
+}
+
+/// Lowers the calling thread's priority by [`NICENESS`]. Best effort: a failure leaves it as
+/// it was.
+fn lower_priority() {
+    // SAFETY: gettid and setpriority take plain integers and touch no memory of ours.
+    let result = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICENESS)
+    };
+    if result != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "cannot lower the priority of the secret verification threads"
+        );
+    }
+}
+
+/// The nice value of the calling thread.
+#[cfg(test)]
+fn own_niceness() -> libc::c_int {
+    // SAFETY: as above.
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn jobs_run_at_a_lower_priority_and_survive_a_panic() {
+        let pool = LowPriorityPool::new("test-low", 1).unwrap();
+        let base = own_niceness();
+        let niceness = pool.run(own_niceness).await.unwrap();
+        assert_eq!(niceness, (base + NICENESS).min(19));
+        assert_eq!(pool.run(|| -> u8 { panic!("a bug") }).await, None);
+        assert_eq!(pool.run(|| 7).await, Some(7), "the thread lives on");
+    }
+}
