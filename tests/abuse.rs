@@ -273,7 +273,10 @@ async fn secret_verification_threads_run_below_the_proxy() {
         .map(|(_, nice)| *nice)
         .collect();
     assert!(!argon2.is_empty(), "no argon2 threads among {threads:?}");
-    assert!(argon2.iter().all(|n| *n == (main + 10).min(19)), "{threads:?}");
+    assert!(
+        argon2.iter().all(|n| *n == (main + 10).min(19)),
+        "{threads:?}"
+    );
     assert!(
         threads
             .iter()
