@@ -72,13 +72,13 @@ class Processes:
                 process.kill()
 
 
-def credgate_config(home, name, nginx, extra_issuer="", extra_guard=""):
+def credgate_config(home, name, nginx, extra_issuer="", extra_guard="", extra_server=""):
     """Writes the config of one credgate instance; returns (path, port)."""
     port = free_port()
     path = os.path.join(home, f"{name}.toml")
     with open(path, "w") as f:
         f.write(
-            f'[server]\nlisten = "127.0.0.1:{port}"\ngrace_period = "1s"\n'
+            f'[server]\nlisten = "127.0.0.1:{port}"\ngrace_period = "1s"\n{extra_server}\n'
             f'[issuer]\nissuer = "{ISSUER}"\nkeys_dir = "{home}/keys"\nalgorithm = "ES256"\n'
             f'audience = "bench-api"\n{extra_issuer}\n'
             f'[registry]\npath = "{home}/clients.toml"\n'
@@ -159,9 +159,12 @@ def mint_tokens(port, authorization, count):
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk(url, seconds, script=None, env=None, connections=CONNECTIONS):
-    """Runs wrk; returns req/s, p50 and p99 in ms, and the count of non-2xx answers."""
+def wrk(url, seconds, script=None, env=None, connections=CONNECTIONS, pin=None):
+    """Runs wrk (on CPU `pin` only, if given); returns req/s, p50 and p99 in ms, and the count
+    of non-2xx answers."""
     argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if pin is not None:
+        argv = ["taskset", "-c", str(pin)] + argv
     if script:
         argv += ["-s", os.path.join(HERE, script)]
     out = subprocess.run(

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Pingora's own settings that matter for a proxy's load, measured on credgate, in one run.
+
+    bash benches/e2e/setup.sh            # once: wrk, nginx (and oha for the fixed-rate part)
+    python3 benches/e2e/settings.py      # 3 interleaved rounds of 8 s per row: about 5 minutes
+    python3 benches/e2e/settings.py --fixed-rate-only
+
+One credgate instance per setting, all in front of the same nginx upstream, each measured on
+its public route and its protected route (one token, validation cache hits) with the same wrk
+settings as run.py (2 threads, 32 keep-alive connections); a row's figures are its median
+round. The rows change one setting from the defaults at a time:
+  - server.threads: worker threads of the main listener (default: the number of cores);
+  - server.work_stealing: whether an idle worker takes tasks queued on a busy one;
+  - server.upstream_keepalive_pool: idle upstream connections kept for reuse; 8 is fewer than
+    the 32 client connections, so requests open new upstream connections.
+Then, if `oha` is on PATH (setup.sh builds it into .tools/bin), the fixed-rate part: what auth
+adds to a request's p99 when the gateway is not saturated. On two shared cores a load
+generator, an upstream and a gateway all unpinned make a p99 that moves by a millisecond
+between runs, so here a one-thread credgate gets the last core to itself and oha and nginx
+share the first (taskset): its protected peak is measured first (wrk, pinned with them), then
+the public and the protected route get half that rate, with latency correction (no
+coordinated omission), in interleaved rounds; the median of the per-round p99 differences is
+the figure.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import (  # noqa: E402
+    BIN, Processes, basic, build_release, checked, credgate_config, median, mint_tokens,
+    new_secret, nginx_config, free_port, wrk,
+)
+
+CORES = os.cpu_count() or 2
+SETTINGS = [
+    ("defaults", ""),
+    ("threads = 1", "threads = 1"),
+    (f"threads = {CORES * 2}", f"threads = {CORES * 2}"),
+    ("work_stealing = false", "work_stealing = false"),
+    ("upstream_keepalive_pool = 8", "upstream_keepalive_pool = 8"),
+]
+TOOLS_BIN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), ".tools", "bin")
+
+
+def pinned(cpu, argv):
+    """`argv` run on CPU `cpu` only."""
+    return ["taskset", "-c", str(cpu)] + argv
+
+
+def oha(url, rate, seconds, token=None):
+    """p50 and p99 in ms of `rate` requests/s to `url` for `seconds`, latency-corrected; oha
+    runs on the first CPU."""
+    argv = pinned(0, ["oha", "--no-tui", "--output-format", "json", "-z", f"{seconds}s", "-c", "32",
+            "-q", str(rate), "--latency-correction", url])
+    if token:
+        argv[4:4] = ["-H", f"Authorization: Bearer {token}"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    report = json.loads(out)
+    codes = report.get("statusCodeDistribution", {})
+    assert set(codes) <= {"200"}, f"non-200 answers: {codes}"
+    percentiles = report["latencyPercentiles"]
+    return {"p50": percentiles["p50"] * 1e3, "p99": percentiles["p99"] * 1e3,
+            "rps": report["summary"]["requestsPerSec"]}
+
+
+def main(seconds=8, rounds=3, settings=True):
+    build_release()
+    home = tempfile.mkdtemp(prefix="credgate-settings-")
+    procs = Processes(home)
+    try:
+        return measure(home, procs, seconds, rounds, settings)
+    finally:
+        procs.stop()
+        print(f"logs: {home}")
+
+
+def measure(home, procs, seconds, rounds, settings):
+    secret, hash_ = new_secret()
+    with open(os.path.join(home, "clients.toml"), "w") as f:
+        f.write('[[client]]\nid = "bench"\nname = "Bench"\nscopes = ["api.read"]\n'
+                f'token_lifetime = "1h"\n\n[[client.secret]]\nhash = "{hash_}"\n')
+    nginx = free_port()
+    conf = nginx_config(home, "nginx", nginx, 1, 'return 200 "hello from the upstream\\n";')
+    procs.start("nginx", ["nginx", "-p", home, "-c", conf], nginx)
+    ports = {}
+    for i, (name, server) in enumerate(SETTINGS):
+        config, port = credgate_config(home, f"credgate-{i}", nginx, extra_server=server)
+        procs.start(f"credgate-{i}", [BIN, "--config", config, "serve"], port)
+        ports[name] = port
+    token = mint_tokens(ports["defaults"], basic("bench", secret), 4)[0]
+    token_file = os.path.join(home, "token.txt")
+    with open(token_file, "w") as f:
+        f.write(token + "\n")
+
+    results = {(name, kind): [] for name, _ in SETTINGS for kind in ("public", "protected")}
+    for round_ in range(1, rounds + 1 if settings else 0):
+        print(f"--- round {round_}/{rounds}", flush=True)
+        for name, _ in SETTINGS:
+            port = ports[name]
+            results[(name, "public")].append(checked(
+                name, "public", wrk(f"http://127.0.0.1:{port}/open/x", seconds)))
+            results[(name, "protected")].append(checked(
+                name, "protected", wrk(f"http://127.0.0.1:{port}/api/x", seconds, "bearer.lua",
+                                       {"TOKENS": token_file})))
+    if settings:
+        settings_table(results)
+    if not shutil.which("oha", path=f"{TOOLS_BIN}:{os.environ.get('PATH', '')}"):
+        print("\nfixed rate: skipped (oha is not installed: bash benches/e2e/setup.sh)")
+        return 0
+    os.environ["PATH"] = f"{TOOLS_BIN}:{os.environ.get('PATH', '')}"
+    return fixed_rate(home, procs, token_file, token, seconds, max(rounds, 5))
+
+
+def settings_table(results):
+    rows = {key: median(values) for key, values in results.items()}
+    base = rows[("defaults", "public")]["rps"]
+    print("\n| setting | public req/s | p99 ms | protected req/s | p99 ms | public × defaults |"
+          " protected / public |")
+    print("|---|---|---|---|---|---|---|")
+    for name, _ in SETTINGS:
+        public, protected = rows[(name, "public")], rows[(name, "protected")]
+        print(f"| {name} | {public['rps']:.0f} | {public['p99']:.2f} | {protected['rps']:.0f} | "
+              f"{protected['p99']:.2f} | {public['rps'] / base:.2f} | "
+              f"{protected['rps'] / public['rps']:.2f} |")
+
+
+def fixed_rate(home, procs, token_file, token, seconds, rounds):
+    last = CORES - 1
+    upstream = free_port()
+    conf = nginx_config(home, "nginx-pinned", upstream, 1, 'return 200 "hello\\n";')
+    procs.start("nginx-pinned", pinned(0, ["nginx", "-p", home, "-c", conf]), upstream)
+    config, port = credgate_config(home, "credgate-pinned", upstream, extra_server="threads = 1")
+    procs.start("credgate-pinned", pinned(last, [BIN, "--config", config, "serve"]), port)
+    peak = checked("peak", "protected, pinned", wrk(
+        f"http://127.0.0.1:{port}/api/x", seconds, "bearer.lua", {"TOKENS": token_file},
+        pin=0))["rps"]
+    rate = int(peak / 2)
+    fixed = {"public": [], "protected": []}
+    for round_ in range(1, rounds + 1):
+        print(f"--- fixed rate {rate}/s, round {round_}/{rounds}", flush=True)
+        fixed["public"].append(oha(f"http://127.0.0.1:{port}/open/x", rate, seconds))
+        fixed["protected"].append(oha(f"http://127.0.0.1:{port}/api/x", rate, seconds, token))
+    by_p99 = {k: sorted(v, key=lambda r: r["p99"])[len(v) // 2] for k, v in fixed.items()}
+    print(f"\nfixed rate {rate} req/s (half the pinned protected peak of {peak:.0f}), "
+          "median round by p99:")
+    print("| route | p50 ms | p99 ms |")
+    print("|---|---|---|")
+    for kind in ("public", "protected"):
+        print(f"| {kind} | {by_p99[kind]['p50']:.3f} | {by_p99[kind]['p99']:.3f} |")
+    added = [pr["p99"] - pu["p99"] for pu, pr in zip(fixed["public"], fixed["protected"])]
+    print(f"p99 auth adds, per round: {', '.join(f'{a:.3f}' for a in added)} ms; "
+          f"median {sorted(added)[len(added) // 2]:.3f} ms (target <= 0.1)")
+    return 0
+
+
+if __name__ == "__main__":
+    args = [a for a in sys.argv[1:] if a != "--fixed-rate-only"]
+    seconds = min(int(args[0]) if args else 8, 30)
+    rounds = min(int(args[1]) if len(args) > 1 else 3, 9)
+    if not all(shutil.which(tool) for tool in ("wrk", "nginx", "taskset")):
+        sys.exit("settings: run benches/e2e/setup.sh first (wrk, nginx)")
+    sys.exit(main(seconds, rounds, settings="--fixed-rate-only" not in sys.argv))
