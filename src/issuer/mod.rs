@@ -3,7 +3,7 @@
 pub mod discovery;
 pub mod error;
 mod introspect;
-mod low_priority;
+pub mod low_priority;
 pub(crate) mod mint;
 pub mod request;
 pub mod secret_cache;
