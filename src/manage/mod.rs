@@ -129,8 +129,9 @@ impl Manage {
         &self.config.prefix
     }
 
-    /// Answers one request: authenticate, authorise, run the operation off the event loop,
-    /// audit it if it changes anything.
+    /// Answers one request: the console's files and the OpenAPI document need no token (they
+    /// grant nothing); everything else is authenticated, authorised, run off the event loop
+    /// and audited if it changes anything.
     pub async fn handle(self: &Arc<Self>, req: ManageRequest<'_>) -> Outcome {
         if let Some(console) = self.console.as_ref().filter(|c| c.owns(req.path)) {
             return Outcome::answer("served", console.serve(req.method, req.path, req.query));
