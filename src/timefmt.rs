@@ -42,6 +42,10 @@ pub fn format_instant(instant: OffsetDateTime) -> String {
 }
 
 /// An expiry given on the command line: `never`, a date, or a duration from now (`1y`).
+///
+/// Whole years (`1y`, `2 years`) are calendar years: the same date and time that many years on
+/// (29 February becomes 28 February), not humantime's 365.25 days, which would put a secret
+/// made at noon to expire at six in the evening.
 pub fn parse_expiry(text: &str, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, String> {
     if text.trim().eq_ignore_ascii_case("never") {
         return Ok(None);
@@ -49,16 +53,64 @@ pub fn parse_expiry(text: &str, now: OffsetDateTime) -> Result<Option<OffsetDate
     if let Ok(instant) = parse_instant(text) {
         return Ok(Some(instant));
     }
+    if let Some(years) = whole_years(text) {
+        return years_later(now, years).map(Some);
+    }
     let duration = parse_duration(text).map_err(|_| {
         format!("{text:?} is neither `never`, a date (2027-06-30) nor a duration (1y)")
     })?;
     Ok(Some(now + duration))
 }
 
+/// How long a new secret lives when nobody says (the seeds' portals default to a year).
+pub const DEFAULT_SECRET_EXPIRY: &str = "1y";
+
+/// `n` of `<n>y`, `<n>year` or `<n> years`.
+fn whole_years(text: &str) -> Option<i32> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let unit = text[digits..].trim();
+    let years = matches!(unit, "y" | "year" | "years");
+    if digits == 0 || !years {
+        return None;
+    }
+    text[..digits].parse().ok()
+}
+
+/// The same instant `years` calendar years after `now`.
+fn years_later(now: OffsetDateTime, years: i32) -> Result<OffsetDateTime, String> {
+    let year = now.year().checked_add(years);
+    let leap_day = now.month() == time::Month::February && now.day() == 29;
+    let base = if leap_day {
+        now.replace_day(28).unwrap_or(now)
+    } else {
+        now
+    };
+    year.and_then(|y| base.replace_year(y).ok())
+        .ok_or_else(|| format!("{years} years from now is past the year 9999"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn whole_years_are_calendar_years() {
+        let now = datetime!(2026-11-24 13:23:09 UTC);
+        let later = |text| parse_expiry(text, now).unwrap().unwrap();
+        assert_eq!(later("1y"), datetime!(2027-11-24 13:23:09 UTC));
+        assert_eq!(later("2 years"), datetime!(2028-11-24 13:23:09 UTC));
+        assert_eq!(later("30d"), datetime!(2026-12-24 13:23:09 UTC));
+        let leap = datetime!(2028-02-29 08:00 UTC);
+        assert_eq!(
+            parse_expiry("1y", leap).unwrap(),
+            Some(datetime!(2029-02-28 08:00 UTC))
+        );
+        assert!(parse_expiry("9000y", now).is_err());
+    }
 
     #[test]
     fn durations_round_trip() {

@@ -157,8 +157,13 @@ async fn an_organisation_administrator_runs_a_client_through_its_whole_life() {
     let first = created["client_secret"].as_str().unwrap().to_owned();
     let first_id = client["secrets"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(client["secrets"][0]["description"], "first");
-    assert!(
-        client["secrets"][0]["expires"].is_string(),
+    // A calendar year by default: the same date and time, a year on.
+    let created_at = client["secrets"][0]["created"].as_str().unwrap();
+    let expires_at = client["secrets"][0]["expires"].as_str().unwrap();
+    let year: i32 = created_at[..4].parse().unwrap();
+    assert_eq!(
+        expires_at,
+        format!("{}{}", year + 1, &created_at[4..]),
         "a year by default"
     );
 

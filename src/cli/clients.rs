@@ -58,7 +58,7 @@ pub struct AddArgs {
 #[derive(Args)]
 pub struct SecretArgs {
     /// When the secret stops working: a date, a duration from now (1y), or `never`.
-    #[arg(long, default_value = "1y", value_name = "DATE|DURATION|never")]
+    #[arg(long, default_value = crate::timefmt::DEFAULT_SECRET_EXPIRY, value_name = "DATE|DURATION|never")]
     secret_expires: String,
     /// A note to recognise the secret by; default: `created <date>`.
     #[arg(long, value_name = "TEXT")]

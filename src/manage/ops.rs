@@ -22,10 +22,7 @@ use crate::registry::new_secret::new_secret;
 use crate::registry::org_file::{read_org, read_orgs};
 use crate::registry::validate::{client_id_from_name, is_valid_client_id};
 use crate::registry::{Client, OrgPolicy, Registry};
-use crate::timefmt::{format_duration, format_instant};
-
-/// How long a secret made without an expiry lives (the seeds' portals default to a year).
-const DEFAULT_SECRET_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+use crate::timefmt::{format_duration, format_instant, DEFAULT_SECRET_EXPIRY};
 
 /// What a request asks for.
 #[derive(Debug)]
@@ -429,7 +426,7 @@ impl Call {
         input: &NewSecret,
         now: OffsetDateTime,
     ) -> Result<(zeroize::Zeroizing<String>, crate::registry::Secret), Problem> {
-        let expires = expiry(input.expires.as_deref(), Some(DEFAULT_SECRET_LIFETIME), now)
+        let expires = expiry(input.expires.as_deref(), Some(DEFAULT_SECRET_EXPIRY), now)
             .map_err(Problem::bad_request)?;
         Ok(new_secret(input.description.clone(), expires, now))
     }

@@ -1,8 +1,6 @@
 //! What the management API reads and writes: the JSON of clients, secrets and organisations
 //! (never a hash), the bodies it accepts, and each resource's `ETag`.
 
-use std::time::Duration;
-
 use aws_lc_rs::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -239,14 +237,14 @@ pub fn etag(view: &impl Serialize) -> String {
 }
 
 /// A secret or client expiry as written in a body: a date or instant, `never`, or absent
-/// (`default`).
+/// (`default`, an expiry in the same words, or none).
 pub fn expiry(
     text: Option<&str>,
-    default: Option<Duration>,
+    default: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<Option<OffsetDateTime>, String> {
-    match text {
-        None => Ok(default.map(|d| now + d)),
+    match text.or(default) {
+        None => Ok(None),
         Some(text) => crate::timefmt::parse_expiry(text, now),
     }
 }
