@@ -471,3 +471,39 @@ async fn a_new_secret_has_a_stable_id_that_show_lists_and_remove_takes() {
     assert!(stdout(&removed).contains("Removed secret"), "{removed:?}");
     assert!(!stdout(&gw.cli(&["client", "show", "svc"])).contains(&secret_id));
 }
+
+/// `check` tells whether the gateway will be able to append to `[manage] audit_log` (here: a
+/// missing directory), without creating anything.
+#[test]
+fn check_says_whether_the_audit_log_can_be_appended_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = std::fs::read_to_string("config/orgs-demo.toml").unwrap();
+    let config = dir.path().join("credgate.toml");
+    let with_log = |log: &std::path::Path| {
+        let text = demo.replace(
+            "audit_log = \"config/audit.log\"",
+            &format!("audit_log = {:?}", log.display().to_string()),
+        );
+        assert_ne!(text, demo, "the demo names its audit log");
+        std::fs::write(&config, text).unwrap();
+    };
+
+    let missing_dir = dir.path().join("nowhere/audit.log");
+    with_log(&missing_dir);
+    let output = cli(&config, &["check"]);
+    assert_eq!(output.status.code(), Some(1));
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        errors.contains("manage.audit_log") && errors.contains("does not exist"),
+        "{errors}"
+    );
+
+    let fine = dir.path().join("audit.log");
+    with_log(&fine);
+    let report = stdout(&cli(&config, &["check"]));
+    assert!(
+        report.contains("the audit log can be appended to"),
+        "{report}"
+    );
+    assert!(!fine.exists(), "check created the audit log");
+}

@@ -304,6 +304,20 @@ fn check(config_path: &Path, registry_path: Option<PathBuf>) -> anyhow::Result<(
                 Err(found) => problems.0.extend(found.0),
             }
         }
+        if let Some(manage) = &config.manage {
+            let log = &manage.audit_log;
+            match crate::registry::audit::AuditLog::check_appendable(log) {
+                Ok(()) => report.push(format!(
+                    "{}: ok, the audit log can be appended to",
+                    log.display()
+                )),
+                Err(why) => problems.push(
+                    config_path,
+                    "manage.audit_log",
+                    format!("{}: {why}", log.display()),
+                ),
+            }
+        }
         let keys_dir = &issuer.keys_dir;
         let keys_named = !keys_dir.as_os_str().is_empty();
         if keys_named && crate::oauth::key_files::has_no_keys(keys_dir) {

@@ -35,6 +35,16 @@ struct Line<'a> {
     entry: &'a Entry<'a>,
 }
 
+/// Whether this process may create files in `dir` (access(2), with the real user).
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
 /// An append-only JSON-lines file.
 pub struct AuditLog {
     path: PathBuf,
@@ -51,6 +61,33 @@ impl AuditLog {
             path: path.to_path_buf(),
             write: Mutex::new(()),
         })
+    }
+
+    /// Whether the gateway will be able to append to the log at `path`, found without
+    /// creating it (`credgate check` changes nothing): an existing file must open for
+    /// appending, a missing one needs a directory this user may write to.
+    pub fn check_appendable(path: &Path) -> Result<(), String> {
+        if path.exists() {
+            return std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map(drop)
+                .map_err(|e| format!("cannot be opened for appending: {e}"));
+        }
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(format!("its directory {} does not exist", dir.display()));
+        }
+        if !writable(dir) {
+            return Err(format!(
+                "its directory {} is not writable by this user, so the file cannot be created",
+                dir.display()
+            ));
+        }
+        Ok(())
     }
 
     fn append_to(path: &Path) -> std::io::Result<std::fs::File> {
