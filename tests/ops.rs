@@ -255,11 +255,11 @@ async fn no_secret_token_or_hash_reaches_the_logs() {
         signature,
         "$argon2id",
         "leak-me",
-        "eyJ",
         "client_secret",
     ] {
         assert!(!log.contains(needle), "{needle:?} found in the log:\n{log}");
     }
+    assert!(!common::holds_a_jwt(&log), "a token in the log:\n{log}");
     assert!(log.lines().count() > 10, "debug logging was on: {log}");
 }
 
@@ -676,4 +676,15 @@ async fn a_client_hanging_up_mid_request_is_not_an_error() {
         "the request is logged: {log}"
     );
     assert!(!log.contains("ERROR"), "{log}");
+}
+
+/// The log check finds a token, and does not take a random key id holding `eyJ` for one.
+#[test]
+fn a_jwt_is_told_from_a_key_id_that_happens_to_hold_eyj() {
+    let token = "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFZERTQSJ9.eyJpc3MiOiJ4In0.c2ln";
+    assert!(common::holds_a_jwt(&format!("header={token} next")));
+    assert!(common::holds_a_jwt("eyJhbGciOiJFZERTQSJ9.eyJ"));
+    let kid = "kid=Ly0L3El_gwZLnJX0aYS_ExslokeyJrMZGqDR-fZVJFs algorithm=\"EdDSA\"";
+    assert!(!common::holds_a_jwt(kid));
+    assert!(!common::holds_a_jwt("keys/20261124-EdDSA-abeyJxyz.pem"));
 }
