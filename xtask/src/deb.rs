@@ -11,15 +11,34 @@ const ASSETS: &str = "target/debian-assets";
 /// The scratch root the package is installed into.
 const SCRATCH_ROOT: &str = "target/deb-root";
 
-pub fn build_and_check(tools: &mut Tools) -> Result<(), String> {
+/// Builds the package with cargo profile `profile` (`release`, or `dist` for the one shipped),
+/// installs it into a scratch root and checks the installed config.
+pub fn build_and_check(tools: &mut Tools, profile: &str) -> Result<(), String> {
     tools.cmake()?;
     tools.cargo_deb()?;
     tools.run(
         "cargo",
-        &["build", "--release", "--locked", "--bin", "credgate"],
+        &[
+            "build",
+            "--profile",
+            profile,
+            "--locked",
+            "--bin",
+            "credgate",
+        ],
     )?;
     generate_assets(tools)?;
-    let built = tools.output("cargo", &["deb", "--no-build", "--locked", "--quiet"])?;
+    let built = tools.output(
+        "cargo",
+        &[
+            "deb",
+            "--no-build",
+            "--profile",
+            profile,
+            "--locked",
+            "--quiet",
+        ],
+    )?;
     let deb = PathBuf::from(built.trim());
     println!("built {}", deb.display());
     let root = crate::root().join(SCRATCH_ROOT);
