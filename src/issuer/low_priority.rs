@@ -21,7 +21,7 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// A fixed set of low-priority threads taking jobs in turn; they end when the pool is dropped.
 pub struct LowPriorityPool {
-    jobs: Mutex<Sender<Job>>,
+    jobs: Sender<Job>,
 }
 
 impl LowPriorityPool {
@@ -35,9 +35,7 @@ impl LowPriorityPool {
                 .name(name.to_owned())
                 .spawn(move || work(&queue))?;
         }
-        Ok(LowPriorityPool {
-            jobs: Mutex::new(jobs),
-        })
+        Ok(LowPriorityPool { jobs })
     }
 
     /// Runs `job` on one of the threads; its result, or `None` if it panicked.
@@ -49,7 +47,7 @@ impl LowPriorityPool {
         let job: Job = Box::new(move || {
             let _ = done.send(job());
         });
-        self.jobs.lock().ok()?.send(job).ok()?;
+        self.jobs.send(job).ok()?;
         result.await.ok()
     }
 }

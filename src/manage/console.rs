@@ -16,7 +16,6 @@
 //!   a hash of their content and are cached for good, so a new version is never mixed with an
 //!   old one.
 
-use aws_lc_rs::digest::{digest, SHA256};
 use http::{header, HeaderValue, Method, StatusCode};
 use serde::Serialize;
 
@@ -154,8 +153,10 @@ impl Console {
                 }
                 moved
             }
-            ("/", _) => fresh(self.index.clone(), "text/html; charset=utf-8"),
-            ("/settings.json", _) => fresh(self.settings.clone(), "application/json"),
+            ("/", _) => reply::no_store(with_type(self.index.clone(), "text/html; charset=utf-8")),
+            ("/settings.json", _) => {
+                reply::no_store(with_type(self.settings.clone(), "application/json"))
+            }
             (_, Some((body, content_type))) => {
                 let mut reply = with_type(body.to_vec(), content_type);
                 reply.headers_mut().insert(
@@ -169,15 +170,6 @@ impl Console {
     }
 }
 
-/// A reply that is never cached.
-fn fresh(body: Vec<u8>, content_type: &'static str) -> Reply {
-    let mut reply = with_type(body, content_type);
-    reply
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    reply
-}
-
 fn with_type(body: Vec<u8>, content_type: &'static str) -> Reply {
     let mut reply = Reply::new(body);
     reply
@@ -188,11 +180,7 @@ fn with_type(body: Vec<u8>, content_type: &'static str) -> Reply {
 
 /// The first 12 hex digits of the SHA-256 of `parts`.
 fn content_version(parts: &[&[u8]]) -> String {
-    let joined: Vec<u8> = parts.concat();
-    digest(&SHA256, &joined).as_ref()[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::views::sha256_hex(&parts.concat(), 6)
 }
 
 #[cfg(test)]

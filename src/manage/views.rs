@@ -228,12 +228,16 @@ mod double_option {
 /// A strong `ETag` of a resource's JSON.
 pub fn etag(view: &impl Serialize) -> String {
     let json = serde_json::to_vec(view).expect("views serialize");
-    let hash = digest(&SHA256, &json);
-    let hex: String = hash.as_ref()[..12]
+    format!("\"{}\"", sha256_hex(&json, 12))
+}
+
+/// The first `bytes` bytes of the SHA-256 of `data`, in hex: a name for a version of
+/// something (an `ETag`, the console's asset folder).
+pub fn sha256_hex(data: &[u8], bytes: usize) -> String {
+    digest(&SHA256, data).as_ref()[..bytes]
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("\"{hex}\"")
+        .collect()
 }
 
 /// A secret or client expiry as written in a body: a date or instant, `never`, or absent
