@@ -507,3 +507,36 @@ fn check_says_whether_the_audit_log_can_be_appended_to() {
     );
     assert!(!fine.exists(), "check created the audit log");
 }
+
+/// Ids may start with `-` (a client id is any RFC 3986 unreserved string; a secret id is
+/// base64url, so one random id in 64 does): every command takes them as ids, not as options.
+/// A CI run failed on a random secret id `-q…` before.
+#[test]
+fn ids_that_start_with_a_hyphen_are_ids_not_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = client_toml("-svc", "pw", "", "id = \"-q1\"");
+    std::fs::write(dir.path().join("clients.toml"), file).unwrap();
+    let config = write_config(dir.path(), "");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        stdout(&cli_in(dir.path(), &all))
+    };
+    assert!(run(&["client", "show", "-svc"]).contains("-q1"));
+    let added: serde_json::Value =
+        serde_json::from_str(&run(&["secret", "add", "-svc", "--json"])).unwrap();
+    assert_eq!(added["client_id"], "-svc");
+    assert!(run(&["secret", "remove", "-svc", "-q1"]).contains("Removed secret -q1"));
+    assert!(!run(&["client", "show", "-svc"]).contains("-q1"));
+    for command in ["disable", "enable", "revoke-tokens"] {
+        run(&["client", command, "-svc"]);
+    }
+    run(&["secret", "rotate", "-svc", "--json"]);
+    run(&[
+        "client", "add", "--name", "Other", "--id", "-other", "--json",
+    ]);
+    run(&["client", "remove", "-svc"]);
+    let list = run(&["client", "list"]);
+    assert!(list.contains("-other") && !list.contains("-svc"), "{list}");
+    assert!(run(&["client", "show", "--help"]).contains("Usage"));
+}

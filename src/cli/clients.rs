@@ -1,5 +1,8 @@
 //! `credgate client …` and `credgate secret …`: registry edits that validate the whole registry
 //! before writing, write atomically, and show a new secret exactly once.
+//!
+//! Every id argument takes `allow_hyphen_values`: a client id may start with `-` (RFC 3986
+//! unreserved characters) and so does one random base64url secret id in 64.
 
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
@@ -20,15 +23,30 @@ pub enum ClientCommand {
     /// List every client (never prints secrets).
     List,
     /// Show one client and its secrets' ids (never the secrets).
-    Show { id: String },
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Stop a client from getting tokens.
-    Disable { id: String },
+    Disable {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Let a disabled client get tokens again.
-    Enable { id: String },
+    Enable {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Delete a client.
-    Remove { id: String },
+    Remove {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Invalidate every token issued to the client until now (at the gateway's next reload).
-    RevokeTokens { id: String },
+    RevokeTokens {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 #[derive(Args)]
@@ -37,7 +55,7 @@ pub struct AddArgs {
     #[arg(long)]
     name: String,
     /// Client id; default: derived from the name (`Hire New Employees` → `hire-new-employees`).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     id: Option<String>,
     /// A scope the client may request (repeat for more).
     #[arg(long = "scope", value_name = "SCOPE")]
@@ -72,14 +90,21 @@ pub struct SecretArgs {
 pub enum SecretCommand {
     /// Add a secret beside the existing ones (overlap for a zero-downtime rotation).
     Add {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[command(flatten)]
         secret: SecretArgs,
     },
     /// Remove one secret, named by the id `credgate client show` prints.
-    Remove { id: String, secret_id: String },
+    Remove {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+        #[arg(allow_hyphen_values = true)]
+        secret_id: String,
+    },
     /// Replace every secret of the client with a new one.
     Rotate {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[command(flatten)]
         secret: SecretArgs,
