@@ -75,14 +75,18 @@ fn main() {
         .unwrap();
 
     // Allocations of a cache hit: the token was verified once, every later check is a hit.
-    runtime.block_on(guard.validate_token(&sample)).unwrap();
+    runtime
+        .block_on(guard.validate_token(sample.as_bytes()))
+        .unwrap();
     let n = 100_000u64;
     let (allocs, bytes) = (
         ALLOCATIONS.load(Ordering::Relaxed),
         BYTES.load(Ordering::Relaxed),
     );
     for _ in 0..n {
-        runtime.block_on(guard.validate_token(&sample)).unwrap();
+        runtime
+            .block_on(guard.validate_token(sample.as_bytes()))
+            .unwrap();
     }
     let allocs = ALLOCATIONS.load(Ordering::Relaxed) - allocs;
     let bytes = BYTES.load(Ordering::Relaxed) - bytes;
@@ -108,7 +112,9 @@ fn main() {
                     let mut peak: f64 = 0.0;
                     for i in 0..DISTINCT_TOKENS / THREADS {
                         let token = token(keys_set, config, app);
-                        runtime.block_on(guard.validate_token(&token)).unwrap();
+                        runtime
+                            .block_on(guard.validate_token(token.as_bytes()))
+                            .unwrap();
                         let done = i * THREADS + t + 1;
                         if t == 0 && done % (DISTINCT_TOKENS / 10) < THREADS {
                             let rss = rss_mib();

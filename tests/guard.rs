@@ -269,6 +269,40 @@ async fn a_malformed_token_is_invalid_token() {
     assert_invalid_token(&gw, &upstream, &huge).await;
 }
 
+/// Only a token the cache does not hold is checked against the `b64token` grammar: a cached
+/// token with one byte more (a quote, an obs-text byte) is a different token, checked again.
+#[tokio::test]
+async fn a_cached_token_with_one_byte_more_is_malformed() {
+    let (gw, upstream) = setup().await;
+    let token = gw.access_token("reader", SECRET).await;
+    assert_eq!(get(&gw, "/api/x", Some(&token)).await.status(), 200);
+    for extra in [&b"\""[..], b"\xe9", b" x"] {
+        let value = [format!("Bearer {token}").as_bytes(), extra].concat();
+        let response = gw
+            .http
+            .get(gw.url("/api/x"))
+            .header(
+                "authorization",
+                reqwest::header::HeaderValue::from_bytes(&value).unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{extra:?}");
+        let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+        assert!(
+            challenge
+                .contains("error=\"invalid_token\", error_description=\"malformed bearer token\""),
+            "{challenge}"
+        );
+    }
+    assert_eq!(
+        upstream.seen().len(),
+        1,
+        "only the well-formed token got through"
+    );
+}
+
 #[tokio::test]
 async fn several_authorization_headers_are_invalid_request() {
     let (gw, upstream) = setup().await;

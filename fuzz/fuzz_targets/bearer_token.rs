@@ -76,7 +76,7 @@ fuzz_target!(|data: &[u8]| {
     header.typ = Some("at+jwt".into());
     header.kid = Some(f.kid.clone());
     let token = jsonwebtoken::encode(&header, &claims, &f.key).unwrap();
-    if let Ok(identity) = f.runtime.block_on(f.verifier.verify(&token)) {
+    if let Ok(identity) = f.runtime.block_on(f.verifier.verify(token.as_bytes())) {
         assert_eq!(claims["iss"], ISSUER);
         let aud = &claims["aud"];
         assert!(aud == AUDIENCE || aud.as_array().is_some_and(|a| a.contains(&AUDIENCE.into())));

@@ -55,7 +55,7 @@ impl Guard {
 
     /// Whether `token` is currently valid: verified, and its organisation and client still
     /// allowed to use it.
-    pub async fn validate_token(&self, token: &str) -> Result<Arc<Identity>, &'static str> {
+    pub async fn validate_token(&self, token: &[u8]) -> Result<Arc<Identity>, &'static str> {
         let identity = self.verifier.verify(token).await?;
         client_allows(&self.registry.snapshot(), &identity)?;
         Ok(identity)
@@ -65,7 +65,7 @@ impl Guard {
 #[async_trait::async_trait]
 impl TokenCheck for Guard {
     async fn check_token(&self, token: &str) -> Result<ActiveToken, &'static str> {
-        let identity = self.validate_token(token).await?;
+        let identity = self.validate_token(token.as_bytes()).await?;
         Ok(ActiveToken {
             client_id: identity.grantee.client_id.clone(),
             scope: identity.grantee.scope.clone(),

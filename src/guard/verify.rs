@@ -17,6 +17,7 @@ use jsonwebtoken::Validation;
 use moka::future::Cache;
 use moka::Expiry;
 
+use super::bearer::{b64token, MALFORMED};
 use crate::config::{GuardConfig, IssuerConfig};
 use crate::metrics::metrics;
 use crate::oauth::claims::{AccessClaims, TOKEN_TYPE};
@@ -133,8 +134,11 @@ impl TokenVerifier {
 
     /// Verifies `token` (from the cache when it was verified before). Errors are fixed
     /// descriptions fit for the `WWW-Authenticate` challenge.
-    pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, &'static str> {
-        let key: [u8; 32] = digest(&SHA256, token.as_bytes())
+    ///
+    /// Only a token missing from the cache is checked against RFC 6750's `b64token` grammar:
+    /// the cache is keyed by SHA-256 of the exact bytes and holds only tokens that passed it.
+    pub async fn verify(&self, token: &[u8]) -> Result<Arc<Identity>, &'static str> {
+        let key: [u8; 32] = digest(&SHA256, token)
             .as_ref()
             .try_into()
             .expect("SHA-256 is 32 bytes");
@@ -144,6 +148,7 @@ impl TokenVerifier {
             return self.still_valid(identity, now);
         }
         metrics().auth_cache_misses.inc();
+        let token = b64token(token).ok_or(MALFORMED)?;
         let identity = Arc::new(self.verify_uncached(token, now)?);
         self.cache.insert(key, identity.clone()).await;
         Ok(identity)
