@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use time::OffsetDateTime;
 
@@ -35,12 +36,15 @@ pub struct Line<'a> {
     pub route: &'a str,
     pub client_id: &'a str,
     pub status: u16,
-    pub latency_ms: f64,
+    /// Logged in milliseconds, to the microsecond (`latency_ms=0.250`).
+    pub latency: Duration,
     pub outcome: &'a str,
 }
 
 thread_local! {
     static BUFFER: RefCell<String> = RefCell::new(String::with_capacity(256));
+    /// The last whole second this thread formatted, and its text up to the seconds.
+    static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
 }
 
 /// Logs `line`, if the level filter lets `credgate::access` at `INFO` through.
@@ -62,11 +66,27 @@ pub fn write(line: &Line<'_>) {
 }
 
 /// `2026-11-24T07:33:14.282869Z`: microseconds, always six digits, as tracing prints times.
+/// The date and time up to the second change once a second, so each thread formats them once
+/// and reuses the text.
 fn timestamp(buffer: &mut String, now: OffsetDateTime) {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
-    let _ = write!(buffer, "{}", now.format(&format).unwrap_or_default());
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != now.unix_timestamp() {
+            let format =
+                time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+            text.clear();
+            let _ = write!(text, "{}", now.format(&format).unwrap_or_default());
+            *second = now.unix_timestamp();
+        }
+        buffer.push_str(text);
+    });
+    let _ = write!(buffer, ".{:06}Z", now.microsecond());
+}
+
+/// `latency` in milliseconds with three decimals, in integers (a float's shortest form costs
+/// more to find than the rest of the line).
+fn milliseconds(buffer: &mut String, latency: Duration) {
+    let micros = latency.as_micros();
+    let _ = write!(buffer, "{}.{:03}", micros / 1000, micros % 1000);
 }
 
 /// The shape of tracing's JSON lines: `timestamp`, `level`, `fields` (with `message`), `target`.
@@ -81,11 +101,9 @@ fn json(buffer: &mut String, now: OffsetDateTime, line: &Line<'_>) {
     quoted(buffer, line.route);
     buffer.push_str(",\"client_id\":");
     quoted(buffer, line.client_id);
-    let _ = write!(
-        buffer,
-        ",\"status\":{},\"latency_ms\":{},\"outcome\":",
-        line.status, line.latency_ms
-    );
+    let _ = write!(buffer, ",\"status\":{},\"latency_ms\":", line.status);
+    milliseconds(buffer, line.latency);
+    buffer.push_str(",\"outcome\":");
     quoted(buffer, line.outcome);
     buffer.push_str("},\"target\":\"");
     buffer.push_str(TARGET);
@@ -95,22 +113,24 @@ fn json(buffer: &mut String, now: OffsetDateTime, line: &Line<'_>) {
 /// The shape of tracing's text lines: `<time>  INFO <target>: request key=value ...`.
 fn text(buffer: &mut String, now: OffsetDateTime, line: &Line<'_>) {
     timestamp(buffer, now);
-    let _ = writeln!(
+    let _ = write!(
         buffer,
-        "  INFO {TARGET}: request method={} path={} route={} client_id={} status={} latency_ms={} outcome={}",
-        line.method,
-        line.path,
-        line.route,
-        line.client_id,
-        line.status,
-        line.latency_ms,
-        line.outcome
+        "  INFO {TARGET}: request method={} path={} route={} client_id={} status={} latency_ms=",
+        line.method, line.path, line.route, line.client_id, line.status,
     );
+    milliseconds(buffer, line.latency);
+    let _ = writeln!(buffer, " outcome={}", line.outcome);
 }
 
-/// `text` as a JSON string (RFC 8259 §7 escapes).
+/// `text` as a JSON string (RFC 8259 §7 escapes). Most fields need none: those are copied whole.
 fn quoted(buffer: &mut String, text: &str) {
     buffer.push('"');
+    let plain = |b: &u8| matches!(b, b' '..=b'~') && *b != b'"' && *b != b'\\';
+    if text.as_bytes().iter().all(plain) {
+        buffer.push_str(text);
+        buffer.push('"');
+        return;
+    }
     for c in text.chars() {
         match c {
             '"' => buffer.push_str("\\\""),
@@ -138,7 +158,7 @@ mod tests {
             route: "/api/",
             client_id: "app",
             status: 200,
-            latency_ms: 0.25,
+            latency: Duration::from_micros(250),
             outcome: "allowed",
         }
     }
@@ -157,6 +177,7 @@ mod tests {
         assert_eq!(fields["path"], "/api/\"x\"\\\n\u{1}é");
         assert_eq!(fields["status"], 200);
         assert_eq!(fields["latency_ms"], 0.25);
+        assert!(buffer.contains("\"latency_ms\":0.250,"), "{buffer}");
         assert_eq!(fields["outcome"], "allowed");
     }
 
@@ -168,7 +189,45 @@ mod tests {
         text(&mut buffer, OffsetDateTime::UNIX_EPOCH, &plain);
         assert_eq!(
             buffer,
-            "1970-01-01T00:00:00.000000Z  INFO credgate::access: request method=GET path=/api/x route=/api/ client_id=app status=200 latency_ms=0.25 outcome=allowed\n"
+            "1970-01-01T00:00:00.000000Z  INFO credgate::access: request method=GET path=/api/x route=/api/ client_id=app status=200 latency_ms=0.250 outcome=allowed\n"
         );
+    }
+
+    #[test]
+    fn timestamps_follow_the_clock_across_seconds() {
+        let at = |nanos: i64| {
+            let mut buffer = String::new();
+            let when = OffsetDateTime::UNIX_EPOCH + time::Duration::nanoseconds(nanos);
+            timestamp(&mut buffer, when);
+            buffer
+        };
+        assert_eq!(at(250_000_000), "1970-01-01T00:00:00.250000Z");
+        assert_eq!(at(1_500_001_000), "1970-01-01T00:00:01.500001Z");
+        assert_eq!(at(999_999_999), "1970-01-01T00:00:00.999999Z");
+        assert_eq!(at(86_400_000_000_000), "1970-01-02T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn latencies_are_milliseconds_to_the_microsecond() {
+        for (micros, text) in [(0, "0.000"), (5, "0.005"), (1_234_567, "1234.567")] {
+            let mut buffer = String::new();
+            milliseconds(&mut buffer, Duration::from_micros(micros));
+            assert_eq!(buffer, text);
+        }
+    }
+
+    #[test]
+    fn plain_fields_are_copied_and_the_rest_escaped() {
+        for (field, json) in [
+            ("/api/x-1~", "\"/api/x-1~\""),
+            ("a\u{7f}b", "\"a\\u007fb\""),
+            ("é", "\"é\""),
+            ("\\", "\"\\\\\""),
+        ] {
+            let mut buffer = String::new();
+            quoted(&mut buffer, field);
+            assert_eq!(buffer, json);
+            assert_eq!(serde_json::from_str::<String>(&buffer).unwrap(), field);
+        }
     }
 }

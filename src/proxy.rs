@@ -556,7 +556,7 @@ impl ProxyHttp for Gateway {
             route: ctx.label(),
             client_id,
             status,
-            latency_ms: seconds * 1000.0,
+            latency: elapsed,
             outcome: ctx.outcome,
         });
     }
