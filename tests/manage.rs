@@ -650,6 +650,75 @@ async fn parallel_api_writers_and_cli_edits_lose_nothing() {
     assert_eq!(lines.len(), 8 * 50 + 4);
 }
 
+/// What the API answers is in force on its instance when it answers: no watcher here (`watch =
+/// false`), and no waiting. A disabled client, a removed secret, a deleted client or
+/// organisation is refused at the very next request; a new client or secret works at once.
+#[tokio::test]
+async fn a_change_holds_on_the_writing_instance_as_soon_as_it_is_answered() {
+    let gw = Setup {
+        watch: false,
+        ..setup()
+    }
+    .start();
+    let status = |client: &str, secret: &str| {
+        let (gw, client, secret) = (&gw, client.to_owned(), secret.to_owned());
+        async move {
+            gw.token_at("/acme/connect/token", &client, &secret)
+                .await
+                .status()
+                .as_u16()
+        }
+    };
+    let api = api(&gw, "acme", "admin").await;
+    let (code, created) = api.post("/orgs/acme/clients", json!({"name": "Now"})).await;
+    assert_eq!(code, 201);
+    let first = created["client_secret"].as_str().unwrap().to_owned();
+    let first_id = created["client"]["secrets"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        status("now", &first).await,
+        200,
+        "a new client works at once"
+    );
+    let (code, added) = api.post("/orgs/acme/clients/now/secrets", json!({})).await;
+    assert_eq!(code, 201);
+    let second = added["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        status("now", &second).await,
+        200,
+        "a new secret works at once"
+    );
+    let path = format!("/orgs/acme/clients/now/secrets/{first_id}");
+    assert_eq!(api.call(reqwest::Method::DELETE, &path, None).await.0, 204);
+    assert_eq!(status("now", &first).await, 401, "a removed secret");
+    let disable = Some(json!({"enabled": false}));
+    let client = "/orgs/acme/clients/now";
+    assert_eq!(
+        api.call(reqwest::Method::PATCH, client, disable).await.0,
+        200
+    );
+    assert_eq!(status("now", &second).await, 401, "a disabled client");
+    let enable = Some(json!({"enabled": true}));
+    assert_eq!(
+        api.call(reqwest::Method::PATCH, client, enable).await.0,
+        200
+    );
+    assert_eq!(status("now", &second).await, 200, "enabled again");
+    assert_eq!(api.call(reqwest::Method::DELETE, client, None).await.0, 204);
+    assert_eq!(status("now", &second).await, 401, "a deleted client");
+
+    let operator = self::api(&gw, "vendor", "ops").await;
+    let globex = "/orgs/globex?force=true";
+    assert_eq!(
+        operator.call(reqwest::Method::DELETE, globex, None).await.0,
+        204
+    );
+    let refused = gw.token_at("/globex/connect/token", "admin", SECRET).await;
+    assert_eq!(refused.status(), 404, "a deleted organisation");
+}
+
 #[tokio::test]
 async fn a_client_created_on_one_instance_gets_a_token_on_another() {
     let a = setup().start();

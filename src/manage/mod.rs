@@ -64,6 +64,16 @@ impl Caller {
     }
 }
 
+/// Puts a change the API wrote to an organisation's file in force on this instance before the
+/// API answers, so that what the answer says (a client disabled, a secret removed, a new client)
+/// holds for the very next request here. `serve` gives the registry reloader; other instances
+/// sharing the directory apply the file when their own watchers see it.
+#[async_trait::async_trait]
+pub trait Applies: Send + Sync {
+    /// Reads the organisation file at `path` again and applies what it says.
+    async fn apply(&self, path: PathBuf);
+}
+
 /// The management API, shared by all requests.
 pub struct Manage {
     config: ManageConfig,
@@ -78,6 +88,8 @@ pub struct Manage {
     writes: rate::WriteRate,
     /// The web console's files, when `[manage] console` serves them.
     console: Option<console::Console>,
+    /// Applies each change before it is answered; without one, the watcher does.
+    applier: Option<Arc<dyn Applies>>,
 }
 
 /// What one operation answers: the status, the JSON body, and its `ETag`, `Location` and
@@ -92,8 +104,16 @@ pub struct Answer {
 /// A change to audit: action, target, secret concerned.
 pub struct Audited {
     pub action: &'static str,
+    /// `org` or `org/client`.
     pub target: String,
     pub secret_id: Option<String>,
+}
+
+impl Audited {
+    /// The organisation the change was made to.
+    fn org(&self) -> &str {
+        self.target.split('/').next().unwrap_or_default()
+    }
 }
 
 impl Manage {
@@ -114,7 +134,16 @@ impl Manage {
             tokens,
             audit,
             console: None,
+            applier: None,
         })
+    }
+
+    /// The same API, putting each change in force through `applier` before answering it.
+    pub fn with_applier(self, applier: Arc<dyn Applies>) -> Self {
+        Manage {
+            applier: Some(applier),
+            ..self
+        }
     }
 
     /// The same API, serving the web console too.
@@ -188,7 +217,7 @@ impl Manage {
         }
         let this = self.clone();
         let request_id = request_id.to_owned();
-        tokio::task::spawn_blocking(move || this.run(call, &request_id))
+        let (result, written) = tokio::task::spawn_blocking(move || this.run(call, &request_id))
             .await
             .map_err(|_| {
                 Problem::new(
@@ -196,35 +225,59 @@ impl Manage {
                     "server_error",
                     "the operation failed",
                 )
-            })?
+            })?;
+        if let (Some(path), Some(applier)) = (written, &self.applier) {
+            applier.apply(path).await;
+        }
+        result
     }
 
-    /// Runs `call` and records it in the audit log if it is a change (refused ones too).
-    fn run(&self, call: ops::Call, request_id: &str) -> Result<Answer, Problem> {
+    /// Runs `call` and records it in the audit log if it is a change (refused ones too); with
+    /// the organisation file a change that was made went to (audited or not, it is on disk).
+    fn run(&self, call: ops::Call, request_id: &str) -> (Result<Answer, Problem>, Option<PathBuf>) {
         let actor = call.caller.actor();
         let (result, audited) = call.run(self);
-        if let Some(audited) = audited {
-            let outcome = match &result {
-                Ok(_) => "ok",
-                Err(problem) => problem.code,
-            };
-            let entry = Entry {
-                actor: &actor,
-                action: audited.action,
-                target: &audited.target,
-                secret_id: audited.secret_id.as_deref(),
-                result: outcome,
-                request_id: Some(request_id),
-            };
-            if let Err(e) = self.audit.record(&entry) {
-                tracing::error!(error = %e, "cannot write the audit log");
-                if result.is_ok() {
-                    return Err(Problem::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "audit_failed",
-                        "the change was made but could not be audited; see the gateway log",
-                    ));
-                }
+        let Some(audited) = audited else {
+            return (result, None);
+        };
+        let written = result.is_ok().then(|| self.org_file(audited.org()));
+        (self.audit(&actor, &audited, result, request_id), written)
+    }
+
+    /// The file of organisation `org`.
+    fn org_file(&self, org: &str) -> PathBuf {
+        self.orgs_dir.join(format!("{org}.toml"))
+    }
+
+    /// Records `audited` with its result; a change made but not recorded is answered as a
+    /// failure.
+    fn audit(
+        &self,
+        actor: &str,
+        audited: &Audited,
+        result: Result<Answer, Problem>,
+        request_id: &str,
+    ) -> Result<Answer, Problem> {
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(problem) => problem.code,
+        };
+        let entry = Entry {
+            actor,
+            action: audited.action,
+            target: &audited.target,
+            secret_id: audited.secret_id.as_deref(),
+            result: outcome,
+            request_id: Some(request_id),
+        };
+        if let Err(e) = self.audit.record(&entry) {
+            tracing::error!(error = %e, "cannot write the audit log");
+            if result.is_ok() {
+                return Err(Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "audit_failed",
+                    "the change was made but could not be audited; see the gateway log",
+                ));
             }
         }
         result

@@ -572,7 +572,7 @@ struct Org;
 
 impl Org {
     fn path(manage: &Manage, org: &str) -> PathBuf {
-        manage.orgs_dir.join(format!("{org}.toml"))
+        manage.org_file(org)
     }
 
     /// The organisation's policy and clients, as its file says now.

@@ -76,10 +76,6 @@ pub fn serve(config: Config, config_path: &Path) -> Result<(), Problems> {
     let verifier = TokenVerifier::new(keys.clone(), &config.issuer, &config.guard);
     let guard = Arc::new(Guard::new(verifier, registry.clone()));
     let edge = Arc::new(Live::new(Edge::new(&config, &config)));
-    let manage = match &config.manage {
-        Some(manage) => Some(Arc::new(manage_api(&config, manage, guard.clone())?)),
-        None => None,
-    };
     let certificate = match &config.server.tls {
         Some(files) => Some(Arc::new(CertStore::new(
             crate::serve::tls::load(&files.cert, &files.key)
@@ -90,6 +86,13 @@ pub fn serve(config: Config, config_path: &Path) -> Result<(), Problems> {
     let reloader = Reloader::new(&config, registry.clone(), keys)
         .with_certificate(config.server.tls.clone().zip(certificate.clone()))
         .with_config(config_path.to_path_buf(), config.clone(), edge.clone());
+    let reloader = background_service("registry reload", reloader);
+    let manage = match &config.manage {
+        Some(manage) => Some(Arc::new(
+            manage_api(&config, manage, guard.clone())?.with_applier(reloader.task()),
+        )),
+        None => None,
+    };
     let serving: Vec<_> = listeners
         .iter()
         .filter(|(field, _)| *field != "admin.listen")
@@ -130,7 +133,7 @@ pub fn serve(config: Config, config_path: &Path) -> Result<(), Problems> {
         None => main.add_tcp(&listen),
     }
     server.add_service(main);
-    server.add_service(background_service("registry reload", reloader));
+    server.add_service(reloader);
     server.add_service(background_service(
         "drain",
         Drain {

@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Limits;
 use crate::config::{Config, TlsFiles};
+use crate::manage::Applies;
 use crate::metrics::metrics;
 use crate::oauth::{IssuerTemplate, Issuers, KeySet, KeyStore, SigningAlgorithm};
 use crate::problems::Problems;
@@ -81,6 +82,9 @@ pub struct Reloader {
     org_files: Mutex<OrgFiles>,
     /// Set when file events were dropped: the next registry reload reads every file.
     rescan: Arc<AtomicBool>,
+    /// One registry reload at a time: the watcher's and the management API's (see
+    /// [`Applies`]) would otherwise race, and an older read could be applied after a newer one.
+    reloading: tokio::sync::Mutex<()>,
     keys_dir: PathBuf,
     algorithm: SigningAlgorithm,
     key_activation_delay: Duration,
@@ -175,6 +179,7 @@ impl Reloader {
                 refused: HashSet::new(),
             }),
             rescan: Arc::new(AtomicBool::new(false)),
+            reloading: tokio::sync::Mutex::new(()),
             registry_is_dir: registry_path.is_dir(),
             registry_path,
             limits: config.issuer.lifetimes,
@@ -245,6 +250,7 @@ impl Reloader {
         &self,
         changed: Option<BTreeSet<PathBuf>>,
     ) -> Result<Reloaded, Refused> {
+        let _one_at_a_time = self.reloading.lock().await;
         match &self.issuers {
             Issuers::Single(issuer) => self.reload_single(issuer).await,
             Issuers::PerOrg(template) => {
@@ -693,6 +699,17 @@ fn fingerprint(sources: &[file::Source]) -> u64 {
         source.text.hash(&mut hasher);
     }
     hasher.finish()
+}
+
+/// The management API's changes, applied before they are answered: the file it wrote is read
+/// and applied as the watcher would, logged the same way; the watcher's own reload of it then
+/// finds nothing changed.
+#[async_trait]
+impl Applies for Reloader {
+    async fn apply(&self, path: PathBuf) {
+        self.reload(Target::Registry, false, Some(BTreeSet::from([path])))
+            .await;
+    }
 }
 
 #[async_trait]
