@@ -44,8 +44,8 @@ pub fn format_instant(instant: OffsetDateTime) -> String {
 /// An expiry given on the command line: `never`, a date, or a duration from now (`1y`).
 ///
 /// Whole years (`1y`, `2 years`) are calendar years: the same date and time that many years on
-/// (29 February becomes 28 February), not humantime's 365.25 days, which would put a secret
-/// made at noon to expire at six in the evening.
+/// (29 February becomes the 28th in a year without one), not humantime's 365.25 days, which
+/// would put a secret made at noon to expire at six in the evening.
 pub fn parse_expiry(text: &str, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, String> {
     if text.trim().eq_ignore_ascii_case("never") {
         return Ok(None);
@@ -79,16 +79,17 @@ fn whole_years(text: &str) -> Option<i32> {
     text[..digits].parse().ok()
 }
 
-/// The same instant `years` calendar years after `now`.
+/// The same instant `years` calendar years after `now` (29 February, in a year without one,
+/// the 28th).
 fn years_later(now: OffsetDateTime, years: i32) -> Result<OffsetDateTime, String> {
-    let year = now.year().checked_add(years);
-    let leap_day = now.month() == time::Month::February && now.day() == 29;
-    let base = if leap_day {
-        now.replace_day(28).unwrap_or(now)
-    } else {
-        now
+    let later = |year| {
+        now.replace_year(year)
+            .or_else(|_| now.replace_day(28).and_then(|d| d.replace_year(year)))
+            .ok()
     };
-    year.and_then(|y| base.replace_year(y).ok())
+    now.year()
+        .checked_add(years)
+        .and_then(later)
         .ok_or_else(|| format!("{years} years from now is past the year 9999"))
 }
 
@@ -108,6 +109,10 @@ mod tests {
         assert_eq!(
             parse_expiry("1y", leap).unwrap(),
             Some(datetime!(2029-02-28 08:00 UTC))
+        );
+        assert_eq!(
+            parse_expiry("4y", leap).unwrap(),
+            Some(datetime!(2032-02-29 08:00 UTC))
         );
         assert!(parse_expiry("9000y", now).is_err());
     }

@@ -1,7 +1,6 @@
 //! The operations of the management API: which one a request asks for (and whether the caller
 //! may), then running it against the organisation's file through the registry editor.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
@@ -313,7 +312,7 @@ impl Call {
             max_token_lifetime: input.max_token_lifetime.map(Duration::from_secs),
         };
         let editor = Editor {
-            path: Org::path(manage, &input.id),
+            path: manage.org_file(&input.id),
             limits: manage.limits,
             may_create: false,
             org: Some(input.id.clone()),
@@ -571,13 +570,9 @@ fn json_body(content_type: Option<&[u8]>, body: &[u8]) -> Result<bool, Problem> 
 struct Org;
 
 impl Org {
-    fn path(manage: &Manage, org: &str) -> PathBuf {
-        manage.org_file(org)
-    }
-
     /// The organisation's policy and clients, as its file says now.
     fn read(manage: &Manage, org: &str) -> Result<(OrgPolicy, Registry), Problem> {
-        let path = Self::path(manage, org);
+        let path = manage.org_file(org);
         let text = std::fs::read_to_string(&path).map_err(|_| no_org(org))?;
         let read = read_org(&Source { path, text }, &manage.limits);
         match (read.policy, read.problems.is_empty()) {
@@ -597,7 +592,7 @@ impl Org {
     fn editor(manage: &Manage, org: &str) -> Result<(OrgPolicy, Editor), Problem> {
         let (policy, _) = Self::read(manage, org)?;
         let editor = Editor {
-            path: Self::path(manage, org),
+            path: manage.org_file(org),
             limits: manage.limits,
             may_create: false,
             org: Some(org.to_owned()),
