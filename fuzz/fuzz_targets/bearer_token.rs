@@ -14,7 +14,6 @@ use credgate::config::Config;
 use credgate::guard::bearer;
 use credgate::guard::verify::TokenVerifier;
 use credgate::oauth::{key_files, KeySet, KeyStore, SigningAlgorithm};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use libfuzzer_sys::fuzz_target;
 
 const ISSUER: &str = "http://127.0.0.1:1";
@@ -23,8 +22,7 @@ const AUDIENCE: &str = "api";
 struct Fixture {
     runtime: tokio::runtime::Runtime,
     verifier: TokenVerifier,
-    key: EncodingKey,
-    kid: String,
+    keys: Arc<KeyStore>,
     _dir: tempfile::TempDir,
 }
 
@@ -39,13 +37,11 @@ fn fixture() -> &'static Fixture {
         let dir = tempfile::tempdir().unwrap();
         key_files::generate(dir.path(), SigningAlgorithm::EdDSA).unwrap();
         let set = KeySet::load(dir.path(), SigningAlgorithm::EdDSA, std::time::Duration::ZERO).unwrap();
-        let (key, kid) = (set.signing_key().encoding().clone(), set.signing_key().kid.clone());
-        let store = Arc::new(KeyStore::new(set));
+        let keys = Arc::new(KeyStore::new(set));
         Fixture {
             runtime: tokio::runtime::Builder::new_current_thread().build().unwrap(),
-            verifier: TokenVerifier::new(store, &config.issuer, &config.guard),
-            key,
-            kid,
+            verifier: TokenVerifier::new(keys.clone(), &config.issuer, &config.guard),
+            keys,
             _dir: dir,
         }
     })
@@ -72,10 +68,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(claims) = serde_json::from_slice::<serde_json::Value>(rest) else {
         return;
     };
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.typ = Some("at+jwt".into());
-    header.kid = Some(f.kid.clone());
-    let token = jsonwebtoken::encode(&header, &claims, &f.key).unwrap();
+    let token = f
+        .keys
+        .snapshot()
+        .signing_key()
+        .sign_jwt("at+jwt", &claims)
+        .unwrap();
     if let Ok(identity) = f.runtime.block_on(f.verifier.verify(token.as_bytes())) {
         assert_eq!(claims["iss"], ISSUER);
         let aud = &claims["aud"];

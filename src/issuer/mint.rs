@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use jsonwebtoken::Header;
 use time::OffsetDateTime;
 
 use crate::oauth::claims::{AccessClaims, TOKEN_TYPE};
+use crate::oauth::jws::SignError;
 use crate::oauth::Key;
 use crate::registry::new_secret::random_token;
 use crate::registry::{Client, Organization};
@@ -28,11 +28,7 @@ pub struct Minted {
 
 /// Signs `grant` with `key`. The token never outlives its client: a client that expires in
 /// five minutes gets a token that expires in five minutes.
-pub fn mint(
-    grant: &Grant<'_>,
-    key: &Key,
-    now: OffsetDateTime,
-) -> jsonwebtoken::errors::Result<Minted> {
+pub fn mint(grant: &Grant<'_>, key: &Key, now: OffsetDateTime) -> Result<Minted, SignError> {
     let iat = now.unix_timestamp();
     let mut exp = iat + i64::try_from(grant.lifetime.as_secs()).unwrap_or(i64::MAX - iat);
     if let Some(client_expiry) = grant.client.expires {
@@ -51,10 +47,7 @@ pub fn mint(
         roles: grant.org.roles_of(grant.client),
         org_id: grant.org.claim().map(str::to_owned),
     };
-    let mut header = Header::new(key.algorithm.jwt());
-    header.typ = Some(TOKEN_TYPE.to_owned());
-    header.kid = Some(key.kid.clone());
-    let token = jsonwebtoken::encode(&header, &claims, key.encoding())?;
+    let token = key.sign_jwt(TOKEN_TYPE, &claims)?;
     Ok(Minted {
         token,
         expires_in: u64::try_from(exp - iat).unwrap_or(0),

@@ -21,6 +21,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{DecodingKey, EncodingKey};
 
 use super::algorithm::SigningAlgorithm;
+use super::jws::{KeyPair, SignError};
 use super::key_files::{created, generate, key_files};
 use crate::problems::Problems;
 
@@ -31,15 +32,18 @@ pub struct Key {
     pub file: PathBuf,
     /// When it may start signing: its creation time plus `key_activation_delay`.
     pub active_from: SystemTime,
-    encoding: EncodingKey,
+    /// The private key, parsed once (see [`super::jws`]).
+    pair: KeyPair,
     decoding: DecodingKey,
     /// The public key as published in the JWKS (with `kid`, `alg` and `use`).
     jwk: Jwk,
 }
 
 impl Key {
-    pub fn encoding(&self) -> &EncodingKey {
-        &self.encoding
+    /// `claims` as a JWT signed with this key, with `typ` and this key's `alg` and `kid` in
+    /// its header.
+    pub fn sign_jwt(&self, typ: &str, claims: &impl serde::Serialize) -> Result<String, SignError> {
+        self.pair.sign_jwt(typ, &self.kid, claims)
     }
 
     pub fn decoding(&self) -> &DecodingKey {
@@ -184,14 +188,15 @@ pub fn prunable(set: &KeySet, max_token_age: Duration, now: SystemTime) -> Vec<&
 /// Reads a PKCS#8 private key and derives its algorithm, JWK, kid and activation time.
 pub(super) fn read_key(file: &Path, activation_delay: Duration) -> Result<Key, String> {
     let pem = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
-    let (algorithm, encoding) = [
-        (SigningAlgorithm::EdDSA, EncodingKey::from_ed_pem(&pem)),
-        (SigningAlgorithm::ES256, EncodingKey::from_ec_pem(&pem)),
-        (SigningAlgorithm::RS256, EncodingKey::from_rsa_pem(&pem)),
-    ]
-    .into_iter()
-    .find_map(|(alg, key)| key.ok().map(|k| (alg, k)))
-    .ok_or("not a PKCS#8 PEM private key of type Ed25519, P-256 or RSA")?;
+    let pair = KeyPair::from_pem(&pem)
+        .ok_or("not a PKCS#8 PEM private key of type Ed25519, P-256 or RSA")?;
+    let algorithm = pair.algorithm();
+    let encoding = match algorithm {
+        SigningAlgorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
+        SigningAlgorithm::ES256 => EncodingKey::from_ec_pem(&pem),
+        SigningAlgorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
+    }
+    .map_err(|e| format!("unusable {} key: {e}", algorithm.name()))?;
     let mut jwk = Jwk::from_encoding_key(&encoding, algorithm.jwt())
         .map_err(|e| format!("unusable {} key: {e}", algorithm.name()))?;
     let kid = jwk
@@ -206,7 +211,7 @@ pub(super) fn read_key(file: &Path, activation_delay: Duration) -> Result<Key, S
         algorithm,
         file: file.to_path_buf(),
         active_from: created + activation_delay,
-        encoding,
+        pair,
         decoding,
         jwk,
     })
@@ -248,6 +253,78 @@ mod tests {
                 "no private part in the JWKS"
             );
         }
+    }
+
+    #[test]
+    fn every_algorithm_signs_what_its_published_key_verifies() {
+        let claims = serde_json::json!({"sub": "app", "aud": "api", "exp": 4_102_444_800_i64});
+        for algorithm in [
+            SigningAlgorithm::EdDSA,
+            SigningAlgorithm::ES256,
+            SigningAlgorithm::RS256,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            generate(dir.path(), algorithm).unwrap();
+            let keys = KeySet::load(dir.path(), algorithm, Duration::ZERO).unwrap();
+            let key = keys.signing_key();
+            let jwt = key.sign_jwt("at+jwt", &claims).unwrap();
+            let header = jwt.split('.').next().unwrap();
+            assert_eq!(
+                base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header)
+                    .unwrap(),
+                format!(
+                    r#"{{"typ":"at+jwt","alg":"{}","kid":"{}"}}"#,
+                    algorithm.name(),
+                    key.kid
+                )
+                .as_bytes()
+            );
+            // What a resource server does: the key from the published JWKS, jsonwebtoken's checks.
+            let jwks: JwkSet = serde_json::from_slice(keys.jwks_json()).unwrap();
+            let published = DecodingKey::from_jwk(&jwks.keys[0]).unwrap();
+            let mut validation = jsonwebtoken::Validation::new(algorithm.jwt());
+            validation.set_audience(&["api"]);
+            let decoded =
+                jsonwebtoken::decode::<serde_json::Value>(&jwt, &published, &validation).unwrap();
+            assert_eq!(decoded.claims, claims);
+            let (signed, signature) = jwt.rsplit_once('.').unwrap();
+            let flipped = if signature.starts_with('A') { "B" } else { "A" };
+            let forged = format!("{signed}.{flipped}{}", &signature[1..]);
+            assert!(
+                jsonwebtoken::decode::<serde_json::Value>(&forged, &published, &validation)
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn an_rsa_key_in_pkcs1_form_loads_and_other_curves_do_not() {
+        use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P384_SHA384_FIXED_SIGNING};
+        let dir = tempfile::tempdir().unwrap();
+        let pkcs8 = SigningAlgorithm::RS256.generate_pkcs8().unwrap();
+        // PKCS#8 of an RSA key: version, the rsaEncryption identifier, then an OCTET STRING
+        // (04 82 len len) holding the PKCS#1 RSAPrivateKey: what `openssl genrsa` wrote before 3.0.
+        assert_eq!(pkcs8[22..24], [0x04, 0x82]);
+        let pkcs1 = pem::encode(&pem::Pem::new("RSA PRIVATE KEY", &pkcs8[26..]));
+        std::fs::write(dir.path().join("legacy.pem"), pkcs1).unwrap();
+        let keys = KeySet::load(dir.path(), SigningAlgorithm::RS256, Duration::ZERO).unwrap();
+        assert_eq!(keys.signing_key().algorithm, SigningAlgorithm::RS256);
+
+        let p384 = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
+        let der = p384.to_pkcs8v1().unwrap();
+        std::fs::write(
+            dir.path().join("p384.pem"),
+            pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref())),
+        )
+        .unwrap();
+        let err = KeySet::load(dir.path(), SigningAlgorithm::RS256, Duration::ZERO)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("p384.pem: not a PKCS#8 PEM private key"),
+            "{err}"
+        );
     }
 
     #[test]

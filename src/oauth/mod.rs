@@ -9,6 +9,7 @@
 pub mod algorithm;
 pub mod claims;
 pub mod issuer_url;
+pub mod jws;
 pub mod key_files;
 pub mod keys;
 pub mod scope;
