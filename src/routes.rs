@@ -15,7 +15,6 @@
 //! without `org` only. RFC 8414 §3.1's path-inserted metadata
 //! (`/.well-known/oauth-authorization-server/<base>`) is answered for every organisation.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -103,8 +102,10 @@ pub struct RouteTable {
     issuers: Issuers,
     /// `[manage] prefix`, matched before anything else.
     manage: Option<String>,
-    /// The issuer endpoints, by their path below an issuer's base.
-    local: HashMap<String, Local>,
+    /// The issuer endpoints, by their exact path below an issuer's base: a handful, compared
+    /// in turn, which costs a request less than hashing its path (config validation keeps the
+    /// paths distinct).
+    local: Vec<(String, Local)>,
     /// Every route, longest prefix first.
     routes: Vec<Arc<Route>>,
 }
@@ -123,15 +124,20 @@ impl Local {
 
 impl RouteTable {
     pub fn new(issuer: &IssuerConfig, routes: &[RouteConfig], manage: Option<&str>) -> Self {
-        let mut local: HashMap<String, Local> = issuer
+        let fixed = [
+            (INTROSPECTION, Local::Introspect),
+            (OPENID_CONFIGURATION, Local::Metadata),
+            (OAUTH_AUTHORIZATION_SERVER, Local::Metadata),
+            (JWKS, Local::Jwks),
+        ];
+        let tokens = issuer
             .token_paths
             .iter()
-            .map(|p| (p.clone(), Local::Token))
+            .map(|p| (p.as_str(), Local::Token));
+        let local = tokens
+            .chain(fixed)
+            .map(|(path, local)| (path.to_owned(), local))
             .collect();
-        local.insert(INTROSPECTION.into(), Local::Introspect);
-        local.insert(OPENID_CONFIGURATION.into(), Local::Metadata);
-        local.insert(OAUTH_AUTHORIZATION_SERVER.into(), Local::Metadata);
-        local.insert(JWKS.into(), Local::Jwks);
         let mut routes: Vec<Arc<Route>> = routes.iter().map(|r| Arc::new(Route::new(r))).collect();
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         RouteTable {
@@ -162,7 +168,7 @@ impl RouteTable {
         let template = match &self.issuers {
             Issuers::Single(_) => {
                 let single = orgs.get("");
-                if let (Some(local), Some(org)) = (self.local.get(path.as_ref()), single) {
+                if let (Some(local), Some(org)) = (self.local(&path), single) {
                     return Ok(local.endpoint(org));
                 }
                 return Ok(self.route(&path, None));
@@ -180,7 +186,7 @@ impl RouteTable {
         match template.locate(host, &path) {
             Located::Org { org, rest } => match orgs.get(org) {
                 Some(org) => {
-                    if let Some(local) = self.local.get(rest) {
+                    if let Some(local) = self.local(rest) {
                         return Ok(local.endpoint(org));
                     }
                     if let Endpoint::Route { route, .. } = self.route(rest, Some(org)) {
@@ -197,6 +203,13 @@ impl RouteTable {
             Located::Malformed | Located::Outside => {}
         }
         Ok(self.route(&path, None))
+    }
+
+    /// The issuer endpoint at exactly `path` (below an issuer's base).
+    fn local(&self, path: &str) -> Option<Local> {
+        self.local
+            .iter()
+            .find_map(|(p, local)| (p == path).then_some(*local))
     }
 
     /// The longest route covering `path`: among the `org = "path"` routes when below the base
