@@ -10,6 +10,8 @@ what one request costs, with start-up and shutdown cancelled out. Scenarios:
   bare      an empty Pingora pass-through (benches/bare-pingora), the baseline
   public    credgate, a public route
   protected credgate, a protected route, one token (validation cache hits)
+  token     credgate's token endpoint, one client (verified-secret cache hits: a signature and
+            the registry, no argon2id, which both runs pay once for the first request)
 credgate runs with its request log on (info, JSON), as in production. The upstream is a small
 Python server outside callgrind, so its cost is not counted.
 """
@@ -64,22 +66,27 @@ def credgate_config(home, upstream):
     return path, port
 
 
+GRANT = "grant_type=client_credentials"
+
+
+def basic(secret):
+    return {"Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": "Basic " + __import__("base64").b64encode(
+                f"bench:{secret}".encode()).decode()}
+
+
 def token(port, secret):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    conn.request(
-        "POST", "/connect/token", body="grant_type=client_credentials",
-        headers={"Content-Type": "application/x-www-form-urlencoded",
-                 "Authorization": "Basic " + __import__("base64").b64encode(
-                     f"bench:{secret}".encode()).decode()},
-    )
+    conn.request("POST", "/connect/token", body=GRANT, headers=basic(secret))
     response = conn.getresponse()
     body = response.read()
     assert response.status == 200, body
     return __import__("json").loads(body)["access_token"]
 
 
-def counted(argv, port, home, name, requests, path, headers):
-    """Total instructions of the server in `argv` serving `requests` requests to `path`."""
+def counted(argv, port, home, name, requests, path, headers, body=None):
+    """Total instructions of the server in `argv` serving `requests` requests to `path` (GET,
+    or POST with `body`)."""
     out = os.path.join(home, f"{name}-{requests}.callgrind")
     log = open(os.path.join(home, f"{name}-{requests}.log"), "w")
     process = subprocess.Popen(
@@ -91,7 +98,7 @@ def counted(argv, port, home, name, requests, path, headers):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         hdrs = dict(headers(port))
         for _ in range(requests):
-            conn.request("GET", path, headers=hdrs)
+            conn.request("GET" if body is None else "POST", path, body=body, headers=hdrs)
             response = conn.getresponse()
             response.read()
             assert response.status == 200, response.status
@@ -104,9 +111,9 @@ def counted(argv, port, home, name, requests, path, headers):
     return int(match.group(1))
 
 
-def per_request(argv, port, home, name, n1, n2, path, headers=lambda port: {}):
-    low = counted(argv, port, home, name, n1, path, headers)
-    high = counted(argv, port, home, name, n2, path, headers)
+def per_request(argv, port, home, name, n1, n2, path, headers=lambda port: {}, body=None):
+    low = counted(argv, port, home, name, n1, path, headers, body)
+    high = counted(argv, port, home, name, n2, path, headers, body)
     return (high - low) / (n2 - n1)
 
 
@@ -143,6 +150,9 @@ def main(n1, n2):
         ("credgate protected route, cached token",
          per_request([BIN, "--config", config, "serve"], port, home, "protected", n1, n2,
                      "/api/x", bearer)),
+        ("credgate token endpoint, cached secret",
+         per_request([BIN, "--config", config, "serve"], port, home, "token", n1, n2,
+                     "/connect/token", lambda _port: basic(secret), GRANT)),
     ]
     base = rows[0][1]
     print(f"\ninstructions per request ({n2 - n1} requests between two runs; logs: {home})")
