@@ -18,9 +18,12 @@ adds to a request's p99 when the gateway is not saturated. On two shared cores a
 generator, an upstream and a gateway all unpinned make a p99 that moves by a millisecond
 between runs, so here a one-thread credgate gets the last core to itself and oha and nginx
 share the first (taskset): its protected peak is measured first (wrk, pinned with them), then
-the public and the protected route get half that rate, with latency correction (no
-coordinated omission), in interleaved rounds; the median of the per-round p99 differences is
-the figure.
+half that rate is sent, with latency correction (no coordinated omission), to the public and
+the protected route at once, a quarter to each from two oha processes: both routes see the
+same moments of the shared machine, so what the host does to one round it does to both. Both
+are sent the same `Authorization` header (the public route never reads it), so the load
+generator writes the same bytes for both and the difference is the check alone. The median of
+the per-round p99 differences is the figure.
 """
 
 import json
@@ -53,14 +56,19 @@ def pinned(cpu, argv):
     return ["taskset", "-c", str(cpu)] + argv
 
 
-def oha(url, rate, seconds, token=None):
-    """p50 and p99 in ms of `rate` requests/s to `url` for `seconds`, latency-corrected; oha
-    runs on the first CPU."""
-    argv = pinned(0, ["oha", "--no-tui", "--output-format", "json", "-z", f"{seconds}s", "-c", "32",
-            "-q", str(rate), "--latency-correction", url])
-    if token:
-        argv[4:4] = ["-H", f"Authorization: Bearer {token}"]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+def oha(url, rate, seconds, token):
+    """A started oha sending `rate` requests/s to `url` for `seconds`, latency-corrected, with
+    `token` as its bearer; it runs on the first CPU. `oha_result` reads what it found."""
+    argv = pinned(0, ["oha", "--no-tui", "--output-format", "json", "-z", f"{seconds}s",
+                      "-c", "16", "-q", str(rate), "--latency-correction",
+                      "-H", f"Authorization: Bearer {token}", url])
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+
+
+def oha_result(run):
+    """p50 and p99 in ms of a finished `oha` run, and its rate; every answer must be a 200."""
+    out, _ = run.communicate()
+    assert run.returncode == 0, f"oha failed ({run.returncode})"
     report = json.loads(out)
     codes = report.get("statusCodeDistribution", {})
     assert set(codes) <= {"200"}, f"non-200 answers: {codes}"
@@ -144,18 +152,24 @@ def fixed_rate(home, procs, token_file, token, seconds, rounds):
     fixed = {"public": [], "protected": []}
     for round_ in range(1, rounds + 1):
         print(f"--- fixed rate {rate}/s, round {round_}/{rounds}", flush=True)
-        fixed["public"].append(oha(f"http://127.0.0.1:{port}/open/x", rate, seconds))
-        fixed["protected"].append(oha(f"http://127.0.0.1:{port}/api/x", rate, seconds, token))
+        runs = {kind: oha(f"http://127.0.0.1:{port}{path}", rate // 2, seconds, token)
+                for kind, path in (("public", "/open/x"), ("protected", "/api/x"))}
+        for kind, run in runs.items():
+            fixed[kind].append(oha_result(run))
     by_p99 = {k: sorted(v, key=lambda r: r["p99"])[len(v) // 2] for k, v in fixed.items()}
     print(f"\nfixed rate {rate} req/s (half the pinned protected peak of {peak:.0f}), "
           "median round by p99:")
-    print("| route | p50 ms | p99 ms |")
-    print("|---|---|---|")
+    print("| route | req/s sent | p50 ms | p99 ms |")
+    print("|---|---|---|---|")
     for kind in ("public", "protected"):
-        print(f"| {kind} | {by_p99[kind]['p50']:.3f} | {by_p99[kind]['p99']:.3f} |")
-    added = [pr["p99"] - pu["p99"] for pu, pr in zip(fixed["public"], fixed["protected"])]
-    print(f"p99 auth adds, per round: {', '.join(f'{a:.3f}' for a in added)} ms; "
-          f"median {sorted(added)[len(added) // 2]:.3f} ms (target <= 0.1)")
+        row = by_p99[kind]
+        print(f"| {kind} | {row['rps']:.0f} | {row['p50']:.3f} | {row['p99']:.3f} |")
+    for quantile in ("p50", "p99"):
+        added = [pr[quantile] - pu[quantile]
+                 for pu, pr in zip(fixed["public"], fixed["protected"])]
+        print(f"{quantile} auth adds, per round: {', '.join(f'{a:.3f}' for a in added)} ms; "
+              f"median {sorted(added)[len(added) // 2]:.3f} ms"
+              + (" (target <= 0.1)" if quantile == "p99" else ""))
     return 0
 
 
