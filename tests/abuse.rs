@@ -248,40 +248,45 @@ async fn a_request_body_that_stalls_is_given_up_after_the_client_timeout() {
     assert!(took >= std::time::Duration::from_millis(900), "{took:?}");
 }
 
-/// argon2id runs on its own threads below the proxy's priority (nice +10 against the
-/// gateway's own), so a flood of wrong secrets takes only the CPU the proxy leaves idle.
+/// argon2id runs on its own threads below the proxy's priority (`SCHED_IDLE`, and nice +10
+/// against the gateway's own where that policy is refused), so a flood of wrong secrets takes
+/// only the CPU the proxy leaves idle.
 #[tokio::test]
 async fn secret_verification_threads_run_below_the_proxy() {
+    /// sched(7): the policy number of `SCHED_IDLE`.
+    const IDLE: i64 = 5;
     let gw = gateway(0, 0, "1m");
     let task_dir = format!("/proc/{}/task", gw.pid());
-    let niceness = |tid: &str| -> Option<(String, i64)> {
+    // A thread's name, nice value and scheduling policy, from proc_pid_stat(5).
+    let priority = |tid: &str| -> Option<(String, i64, i64)> {
         let comm = std::fs::read_to_string(format!("{task_dir}/{tid}/comm")).ok()?;
         let stat = std::fs::read_to_string(format!("{task_dir}/{tid}/stat")).ok()?;
-        // Field 19 of stat is the nice value; fields after the ")" of the name are plain.
-        let after_name = &stat[stat.rfind(')')? + 2..];
-        let nice = after_name.split(' ').nth(16)?.parse().ok()?;
-        Some((comm.trim().to_owned(), nice))
+        // Fields after the ")" of the name are plain; the first of them is field 3, so the
+        // nice value (field 19) and the policy (field 41) are the 17th and the 39th.
+        let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+        let nice = fields.get(16)?.parse().ok()?;
+        let policy = fields.get(38)?.parse().ok()?;
+        Some((comm.trim().to_owned(), nice, policy))
     };
-    let threads: Vec<(String, i64)> = std::fs::read_dir(&task_dir)
+    let threads: Vec<(String, i64, i64)> = std::fs::read_dir(&task_dir)
         .unwrap()
-        .filter_map(|e| niceness(e.ok()?.file_name().to_str()?))
+        .filter_map(|e| priority(e.ok()?.file_name().to_str()?))
         .collect();
-    let main = niceness(&gw.pid().to_string()).unwrap().1;
-    let argon2: Vec<i64> = threads
+    let (_, main_nice, main_policy) = priority(&gw.pid().to_string()).unwrap();
+    assert_ne!(main_policy, IDLE);
+    let (argon2, rest): (Vec<_>, Vec<_>) = threads
         .iter()
-        .filter(|(name, _)| name == "credgate-argon2")
-        .map(|(_, nice)| *nice)
-        .collect();
+        .partition(|(name, _, _)| name == "credgate-argon2");
     assert!(!argon2.is_empty(), "no argon2 threads among {threads:?}");
     assert!(
-        argon2.iter().all(|n| *n == (main + 10).min(19)),
+        argon2
+            .iter()
+            .all(|(_, nice, policy)| *nice == (main_nice + 10).min(19) && *policy == IDLE),
         "{threads:?}"
     );
     assert!(
-        threads
-            .iter()
-            .filter(|(name, _)| name != "credgate-argon2")
-            .all(|(_, n)| *n == main),
+        rest.iter()
+            .all(|(_, nice, policy)| *nice == main_nice && *policy == main_policy),
         "{threads:?}"
     );
     // And they verify: a right secret gets a token, a wrong one does not.
