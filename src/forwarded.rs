@@ -9,6 +9,9 @@
 //! read first, before the value credgate adds. Header names are already lower case in the
 //! `http` crate; comparing with `_` folded to `-` closes the rest.
 
+use std::fmt::Write;
+use std::net::IpAddr;
+
 use http::{header, HeaderMap, HeaderName, HeaderValue};
 
 /// The prefix of credgate's identity headers: every inbound one is removed.
@@ -65,6 +68,41 @@ pub fn reconciled_content_length(headers: &HeaderMap) -> Option<HeaderValue> {
     HeaderValue::from_str(single).ok()
 }
 
+/// The `X-Forwarded-For` value to send upstream: the chain the client sent (`earlier`), if
+/// any, with the address credgate received the request from appended, as every proxy in a
+/// chain does (the de-facto header RFC 7239 §4 later standardised as `for=`).
+pub fn forwarded_for(earlier: Option<&str>, peer: IpAddr) -> String {
+    let mut value = String::with_capacity(earlier.map_or(0, |e| e.len() + 2) + 15);
+    if let Some(earlier) = earlier {
+        value.push_str(earlier);
+        value.push_str(", ");
+    }
+    push_ip(&mut value, peer);
+    value
+}
+
+/// Appends `ip` as text. An IPv4 address, the common case, is written octet by octet with
+/// `itoa`: std's `Display` goes through the formatting machinery, which cost about 1 300
+/// instructions per proxied request (benches/instructions.py); IPv6 keeps `Display` (RFC 5952
+/// compression is not worth writing twice).
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(digits.format(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +153,28 @@ mod tests {
             ["x_request_id", "x_credgate_roles"]
         );
         assert_eq!(refused_inbound(&headers, false), ["x_credgate_roles"]);
+    }
+
+    #[test]
+    fn forwarded_for_writes_the_address_as_display_does_and_chains() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "192.168.100.255",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:192.0.2.1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(forwarded_for(None, ip), ip.to_string());
+        }
+        let peer = "198.51.100.7".parse().unwrap();
+        assert_eq!(
+            forwarded_for(Some("203.0.113.1, 10.0.0.2"), peer),
+            "203.0.113.1, 10.0.0.2, 198.51.100.7"
+        );
     }
 
     #[test]

@@ -429,15 +429,9 @@ impl ProxyHttp for Gateway {
             upstream.insert_header(ROLES, identity.grantee.headers.roles.clone())?;
         }
         if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
-            let ip = addr.ip().to_string();
-            let forwarded = match upstream
-                .headers
-                .get(FORWARDED_FOR)
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(earlier) => format!("{earlier}, {ip}"),
-                None => ip,
-            };
+            let earlier = upstream.headers.get(FORWARDED_FOR);
+            let forwarded =
+                forwarded::forwarded_for(earlier.and_then(|v| v.to_str().ok()), addr.ip());
             upstream.insert_header(FORWARDED_FOR, forwarded)?;
         }
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
