@@ -1,7 +1,7 @@
 //! The baseline of `benches/e2e/run.py` and `benches/instructions.py`, not part of credgate:
 //! Pingora proxying every request to one upstream and doing nothing else, built from the same
-//! Pingora version and with the same allocator as credgate, so the difference between the two
-//! is what credgate itself costs a request.
+//! Pingora version, with the same features and the same allocator as credgate, so the
+//! difference between the two is what credgate itself costs a request.
 //!
 //!     bare-pingora LISTEN UPSTREAM [THREADS]     # e.g. 127.0.0.1:8090 127.0.0.1:8081 2
 
