@@ -87,6 +87,7 @@ fn lower_priority() {
     }
 }
 
+/// Logs that lowering the priority `how` (nice or `SCHED_IDLE`) failed with `error`.
 fn warn_unlowered(how: &str, error: std::io::Error) {
     tracing::warn!(%error, how, "cannot lower the priority of the secret verification threads");
 }
