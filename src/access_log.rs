@@ -5,12 +5,11 @@
 //! instructions on this line, half of what credgate adds to a proxied request: it visits every
 //! field through `tracing-serde`, formats the time through `Display`, and writes through a
 //! `fmt::Write` adaptor. The fields here are known in advance, so the line is put together in a
-//! reused buffer and written with one `write` call. Whether it is written at all is still the
+//! reused buffer and handed whole to [`crate::log_writer`], which writes it off the event loop. Whether it is written at all is still the
 //! level filter's decision (`target: credgate::access`, `INFO`), `RUST_LOG` included.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -60,8 +59,8 @@ pub fn write(line: &Line<'_>) {
         } else {
             text(buffer, now, line);
         }
-        // One write per line, as tracing's writer does: lines from several threads never mix.
-        let _ = std::io::stderr().write_all(buffer.as_bytes());
+        // One line in one piece, as tracing's lines: lines from several threads never mix.
+        crate::log_writer::write(buffer.as_bytes());
     });
 }
 

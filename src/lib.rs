@@ -30,7 +30,8 @@
 //! 5. The ground floor any layer may use: [`path`], [`bounds`], [`reply`], [`problems`],
 //!    [`live`], [`timefmt`], [`metrics`]. Beside the proxy, pingora-free: [`forwarded`]
 //!    (the headers credgate asserts upstream), [`resolve`] (upstream names, looked up when
-//!    connecting) and [`access_log`] (the request line).
+//!    connecting), [`access_log`] (the request line) and [`log_writer`] (stderr, written
+//!    off the event loop).
 //!
 //! `tests/architecture.rs` enforces these rules on the source. [`testing`] is the small
 //! surface the integration tests, benchmarks and fuzz targets use beyond this one.
@@ -43,6 +44,7 @@ pub mod forwarded;
 pub mod guard;
 pub mod issuer;
 pub mod live;
+pub mod log_writer;
 pub mod manage;
 pub mod metrics;
 pub mod oauth;

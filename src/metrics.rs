@@ -41,6 +41,8 @@ pub struct Metrics {
     pub upstream_lookups: IntCounter,
     pub upstream_resolve_failures: IntCounter,
     pub tls_handshake_failures: IntCounter,
+    /// Log lines dropped because stderr did not keep up ([`crate::log_writer`]).
+    pub log_lines_dropped: IntCounter,
     /// `result`: `applied` or `rejected`.
     pub config_reloads: IntCounterVec,
     /// 1 while the config file's last version was applied, 0 after a refused reload.
@@ -204,6 +206,10 @@ impl Metrics {
             tls_handshake_failures: counter(
                 "credgate_tls_handshake_failures_total",
                 "Failed TLS handshakes on the main listener (plain HTTP, scanners, clients giving up)",
+            ),
+            log_lines_dropped: counter(
+                "credgate_log_lines_dropped_total",
+                "Log lines dropped because stderr did not keep up (its reader stalled)",
             ),
             config_reloads: counter_vec(
                 "credgate_config_reloads_total",

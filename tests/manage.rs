@@ -294,12 +294,9 @@ async fn an_organisation_administrator_runs_a_client_through_its_whole_life() {
     }
     assert!(!audit.contains("argon2"));
     // The request log names the caller of each API request.
-    assert!(
-        gw.log().contains(
-            "path=/manage/v1/orgs/acme/clients route=manage client_id=acme/admin status=201"
-        ),
-        "{}",
-        gw.log()
+    gw.wait_for_log(
+        "path=/manage/v1/orgs/acme/clients route=manage client_id=acme/admin status=201",
+        1,
     );
 }
 
@@ -1218,5 +1215,5 @@ async fn an_unwritable_registry_is_503_not_a_lost_change() {
         404,
         "nothing was written"
     );
-    assert!(gw.log().contains("the registry cannot be written"));
+    gw.wait_for_log("the registry cannot be written", 1);
 }

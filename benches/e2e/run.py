@@ -11,7 +11,8 @@ that each run every row once; a row's figures are its median round (by req/s):
      empty ProxyHttp), in front of the same upstream: what Pingora alone costs
   0b nginx proxy_pass (2 workers, upstream keepalive) in front of the same upstream
   1  nginx (the upstream) directly
-  2  credgate, public route
+  2  credgate, public route (log level warn: no request log line)
+  2c credgate, public route, request log on (info, JSON lines to a file, as in production)
   2b credgate, public route, with row 3's Authorization header (removed, never read): row 3
      against 2b is what checking the token costs; 2b against 2 is what its 600 bytes cost
      on the wire (wrk writing them, the kernel copying them, Pingora parsing them)
@@ -75,7 +76,8 @@ class Processes:
                 process.kill()
 
 
-def credgate_config(home, name, nginx, extra_issuer="", extra_guard="", extra_server=""):
+def credgate_config(home, name, nginx, extra_issuer="", extra_guard="", extra_server="",
+                    log='level = "warn"'):
     """Writes the config of one credgate instance; returns (path, port)."""
     port = free_port()
     path = os.path.join(home, f"{name}.toml")
@@ -88,7 +90,7 @@ def credgate_config(home, name, nginx, extra_issuer="", extra_guard="", extra_se
             f"[guard]\n{extra_guard}\n"
             f'[[route]]\nprefix = "/open/"\nupstream = "127.0.0.1:{nginx}"\npublic = true\n'
             f'[[route]]\nprefix = "/api/"\nupstream = "127.0.0.1:{nginx}"\nscopes = ["api.read"]\n'
-            f'[log]\nlevel = "warn"\n'
+            f'[log]\n{log}\n'
         )
     return path, port
 
@@ -250,6 +252,11 @@ def scenarios(seconds, rounds, home, procs):
         limits_off + '\nsecret_cache_ttl = "0s"', "cache_capacity = 0",
     )
     procs.start("credgate-cold", [BIN, "--config", cold_config, "serve"], cold)
+    # As the main instance, with its request log on (JSON lines to a file), as in production.
+    logged_config, logged = credgate_config(
+        home, "credgate-logged", nginx, limits_off, log='level = "info"\nformat = "json"',
+    )
+    procs.start("credgate-logged", [BIN, "--config", logged_config, "serve"], logged)
 
     print(f"--- minting {DISTINCT_TOKENS} distinct tokens", flush=True)
     tokens = mint_tokens(main, authorization, DISTINCT_TOKENS)
@@ -286,6 +293,8 @@ def scenarios(seconds, rounds, home, procs):
          None, None),
         ("1", "nginx directly", f"http://127.0.0.1:{nginx}/x", None, None),
         ("2", "credgate public route", f"http://127.0.0.1:{main}/open/x", None, None),
+        ("2c", "credgate public route, request log on (JSON to a file)",
+         f"http://127.0.0.1:{logged}/open/x", None, None),
         ("2b", "credgate public route, row 3's Authorization header (unread)",
          f"http://127.0.0.1:{main}/open/x", "bearer.lua", bearer_one),
         ("3", "credgate protected, 1 token (cache hits)",
@@ -346,6 +355,7 @@ def report(rows, eight):
     print()
     checks = [
         ("row 2 >= 0.95 x row 0a", by["2"]["rps"] / by["0a"]["rps"], 0.95),
+        ("row 2c >= 0.95 x row 0a (request log on)", by["2c"]["rps"] / by["0a"]["rps"], 0.95),
         ("row 3 >= 0.95 x row 2", by["3"]["rps"] / by["2"]["rps"], 0.95),
         ("row 3 >= 0.95 x row 2b (auth alone)", by["3"]["rps"] / by["2b"]["rps"], 0.95),
         ("row 3 >= 1.5 x row 5", by["3"]["rps"] / by["5"]["rps"], 1.5),

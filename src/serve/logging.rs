@@ -1,5 +1,5 @@
-//! Logs: one line per event on stderr, as text or one JSON object per line; `RUST_LOG`
-//! overrides the configured level.
+//! Logs: one line per event on stderr (through [`crate::log_writer`], off the event loop while
+//! serving), as text or one JSON object per line; `RUST_LOG` overrides the configured level.
 //!
 //! Two things never reach the log at ERROR. Pingora's own debug output dumps whole request
 //! heads (query strings, `Authorization`), so its crates are capped at `info` whatever the
@@ -25,7 +25,7 @@ pub fn init(config: &LogConfig) {
             .or_else(|_| EnvFilter::try_new(&config.level))
             .unwrap_or_else(|_| EnvFilter::new("info")),
     );
-    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = tracing_subscriber::fmt::layer().with_writer(crate::log_writer::Stderr);
     let lines = match config.format {
         LogFormat::Json => lines.json().boxed(),
         LogFormat::Text => lines

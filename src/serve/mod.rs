@@ -154,6 +154,8 @@ pub fn serve(config: Config, config_path: &Path) -> Result<(), Problems> {
         server.add_service(service);
         tracing::info!(listen = %demo.echo_upstream, "demo echo upstream listening");
     }
+    // From here on nothing fails with an error of its own: log lines leave the event loop.
+    crate::log_writer::start();
     server.run_forever()
 }
 
@@ -206,6 +208,7 @@ fn exit_if_pingora_cannot_bind() {
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("");
         if message.contains("Failed to build listeners") {
+            crate::log_writer::flush(crate::log_writer::EXIT_FLUSH_LIMIT);
             eprintln!("error: cannot listen: {message}");
             std::process::exit(1);
         }

@@ -6,9 +6,13 @@
 pub mod upstream;
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use credgate::testing::hash_secret;
@@ -17,6 +21,24 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_credgate");
 
 /// The form field of every client-credentials token request.
 pub const GRANT: (&str, &str) = ("grant_type", "client_credentials");
+
+/// Copies `pipe` into `file` from a thread of its own, reading nothing while `stalled` is set.
+fn copy_log(mut pipe: impl Read + Send + 'static, mut file: File, stalled: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        loop {
+            while stalled.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            match pipe.read(&mut buffer) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => file
+                    .write_all(&buffer[..n])
+                    .expect("the log file takes the copy"),
+            }
+        }
+    });
+}
 
 /// A port nobody listens on right now (the OS picks it; we release it for the gateway).
 pub fn free_port() -> u16 {
@@ -70,6 +92,9 @@ pub struct Setup {
     pub issuer_template: Option<String>,
     /// Organisation files written into `orgs/` at start: (`acme`, text of `acme.toml`).
     pub org_files: Vec<(String, String)>,
+    /// stderr is a pipe that a thread copies into the log file, and that the test can stop
+    /// reading ([`Gateway::stall_log`]), as a stuck journald would.
+    pub log_pipe: bool,
 }
 
 impl Setup {
@@ -88,7 +113,14 @@ impl Setup {
             keys_dir: None,
             issuer_template: None,
             org_files: Vec::new(),
+            log_pipe: false,
         }
+    }
+
+    /// stderr goes through a pipe the test can stop reading ([`Gateway::stall_log`]).
+    pub fn log_pipe(mut self) -> Self {
+        self.log_pipe = true;
+        self
     }
 
     /// Serves organisations from `orgs/` in the home directory, with `template` (`PORT` stands
@@ -145,6 +177,8 @@ pub struct Gateway {
     pub config: PathBuf,
     child: Child,
     pub http: reqwest::Client,
+    /// Set while the log pipe's reader stops reading (with [`Setup::log_pipe`]).
+    log_stalled: Arc<AtomicBool>,
 }
 
 impl Gateway {
@@ -174,15 +208,23 @@ impl Gateway {
             let [port, admin_port] = free_ports();
             let config = write_config(&home, port, admin_port, &setup);
             let log = std::fs::File::create(home.join("gateway.log")).expect("log file");
-            let child = Command::new(BIN)
+            let log_stalled = Arc::new(AtomicBool::new(false));
+            let mut child = Command::new(BIN)
                 .arg("--config")
                 .arg(&config)
                 .arg("serve")
                 .env("RUST_LOG", &setup.log_level)
                 .stdout(Stdio::null())
-                .stderr(log)
+                .stderr(if setup.log_pipe {
+                    Stdio::piped()
+                } else {
+                    log.try_clone().expect("log file").into()
+                })
                 .spawn()
                 .expect("start credgate");
+            if let Some(pipe) = child.stderr.take() {
+                copy_log(pipe, log, log_stalled.clone());
+            }
             let mut gateway = Gateway {
                 dir,
                 setup: setup.clone(),
@@ -192,6 +234,7 @@ impl Gateway {
                 config,
                 child,
                 http: reqwest::Client::new(),
+                log_stalled,
             };
             if gateway.wait_ready() {
                 return gateway;
@@ -224,6 +267,12 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(25));
         }
         panic!("the gateway did not come up in 30 s:\n{}", self.log());
+    }
+
+    /// Stops (`true`) or resumes reading the gateway's stderr; needs [`Setup::log_pipe`].
+    pub fn stall_log(&self, stalled: bool) {
+        assert!(self.setup.log_pipe, "only a log pipe can stall");
+        self.log_stalled.store(stalled, Ordering::SeqCst);
     }
 
     /// Everything the gateway logged so far.
