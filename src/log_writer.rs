@@ -53,7 +53,8 @@ pub fn write(line: &[u8]) {
 
 /// Starts the writer thread; from then on [`write`] queues. Called once serving begins, so a
 /// command that fails before (and prints its error straight to stderr) keeps its lines in
-/// order. If the thread cannot be started, lines keep being written directly.
+/// order. If the thread cannot be started, lines keep being written directly. (Pingora's
+/// daemon mode forks, which would leave the thread behind; credgate never asks for it.)
 pub fn start() {
     static START: Once = Once::new();
     START.call_once(|| {
@@ -344,7 +345,11 @@ mod tests {
         let stuck = output.stuck.lock().unwrap();
         let (queue, reported) = started(1_000, &output);
         queue.push(b"taken by the writer, which then blocks\n");
-        std::thread::sleep(GATHER * 10);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !queue.lock().pending.is_empty() {
+            assert!(Instant::now() < deadline, "the writer takes the first line");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let began = Instant::now();
         let line = [&[b'.'; 99][..], b"\n"].concat();
         let pushed: Vec<Pushed> = (0..100).map(|_| queue.push(&line)).collect();

@@ -2,7 +2,7 @@
 """End-to-end load comparison, in one run on one machine (loopback only, bounded).
 
     bash benches/e2e/setup.sh          # once: wrk, nginx, HAProxy, oidc-provider
-    python3 benches/e2e/run.py         # 3 rounds of 8 s per scenario: about 5 minutes
+    python3 benches/e2e/run.py         # 3 rounds of 8 s per scenario: about 8 minutes
     python3 benches/e2e/run.py 10 5    # 5 rounds of 10 s (at most 30 s and 9 rounds)
 
 With the same wrk settings (2 threads, 32 connections, keep-alive) for every row, in rounds
