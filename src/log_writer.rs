@@ -51,7 +51,7 @@ pub fn write(line: &[u8]) {
     }
 }
 
-/// Starts the writer thread; from then on [`write`] queues. Called once serving begins, so a
+/// Starts the writer thread; from then on [`write()`] queues. Called once serving begins, so a
 /// command that fails before (and prints its error straight to stderr) keeps its lines in
 /// order. If the thread cannot be started, lines keep being written directly. (Pingora's
 /// daemon mode forks, which would leave the thread behind; credgate never asks for it.)
