@@ -6,7 +6,9 @@
     python3 benches/e2e/run.py 10 5    # 5 rounds of 10 s (at most 30 s and 9 rounds)
 
 With the same wrk settings (2 threads, 32 connections, keep-alive) for every row, in rounds
-that each run every row once; a row's figures are its median round (by req/s):
+that each run every row once; a row's figures are its median round (by req/s), and the median
+over rounds of the CPU time (user + system, from /proc) its server spent per request, which
+leaves out wrk and the upstream that share the cores:
   0a a bare Pingora pass-through (benches/bare-pingora: same Pingora, same allocator, an
      empty ProxyHttp), in front of the same upstream: what Pingora alone costs
   0b nginx proxy_pass (2 workers, upstream keepalive) in front of the same upstream
@@ -56,6 +58,7 @@ class Processes:
     def __init__(self, home):
         self.home = home
         self.running = []
+        self.by_port = {}
 
     def start(self, name, argv, port, env=None, cwd=None):
         log = open(os.path.join(self.home, f"{name}.log"), "w")
@@ -63,8 +66,24 @@ class Processes:
             argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env={**os.environ, **(env or {})}
         )
         self.running.append(process)
+        self.by_port[port] = process
         wait_port(port, name)
         return process
+
+    def cpu_seconds(self, url):
+        """CPU time (user + system) used so far by the server behind `url` and its child
+        processes (nginx's workers)."""
+        pid = self.by_port[int(re.search(r":(\d+)/", url).group(1))].pid
+        pids = [pid]
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                pids += [int(child) for child in f.read().split()]
+        total = 0
+        for each in pids:
+            with open(f"/proc/{each}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (stat fields 14, 15)
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self):
         for process in self.running:
@@ -181,16 +200,28 @@ def wrk(url, seconds, script=None, env=None, connections=CONNECTIONS, pin=None):
         return float(match.group(1)) * UNITS[match.group(2)] if match else float("nan")
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     return {
         "rps": float(rps.group(1)) if rps else 0.0,
+        "requests": int(total.group(1)) if total else 0,
         "p50": latency(50),
         "p99": latency(99),
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "socket_errors": errors.group(1) if errors else "",
         "raw": out,
     }
+
+
+def served(procs, url, seconds, script=None, env=None):
+    """`wrk` on `url`, with the CPU time its server spent per request (`cpu_us`): what the
+    server itself costs, apart from wrk and the upstream sharing the cores."""
+    before = procs.cpu_seconds(url)
+    result = wrk(url, seconds, script, env)
+    spent = procs.cpu_seconds(url) - before
+    result["cpu_us"] = spent * 1e6 / result["requests"] if result["requests"] else float("nan")
+    return result
 
 
 def checked(number, name, result):
@@ -316,7 +347,7 @@ def scenarios(seconds, rounds, home, procs):
     for round_ in range(1, rounds + 1):
         print(f"--- round {round_}/{rounds}", flush=True)
         for number, name, url, script, env in plan:
-            results[number].append(checked(number, name, wrk(url, seconds, script, env)))
+            results[number].append(checked(number, name, served(procs, url, seconds, script, env)))
         # 8: the public route while 32 more connections flood the token endpoint.
         flood = {}
         flooding = threading.Thread(target=lambda: flood.update(
@@ -326,11 +357,17 @@ def scenarios(seconds, rounds, home, procs):
         time.sleep(1)
         results["8"].append(checked(
             "8", "credgate public route under a wrong-secret flood",
-            wrk(f"http://127.0.0.1:{main}/open/x", seconds),
+            served(procs, f"http://127.0.0.1:{main}/open/x", seconds),
         ))
         flooding.join()
         floods.append(flood["rps"])
-    rows = [median(results[number]) for number in results]
+    rows = []
+    for number in results:
+        row = dict(median(results[number]))
+        # The flood's own requests (and their argon2id) run in the same process.
+        cpu = [r["cpu_us"] for r in results[number]] if number != "8" else [float("nan")]
+        row["cpu_us"] = statistics.median(cpu)
+        rows.append(row)
     eight = rows[-1]
     print(f"the flood: {statistics.median(floods):.0f} wrong-secret requests/s answered")
 
@@ -341,18 +378,26 @@ def scenarios(seconds, rounds, home, procs):
 def report(rows, eight):
     by = {r["number"]: r for r in rows}
     refs = [("0a", "× row 0a"), ("2", "× row 2"), ("5", "× row 5"), ("7", "× row 7")]
-    header = f"| # | scenario | req/s | p50 ms | p99 ms | {' | '.join(n for _, n in refs)} |"
+    header = (f"| # | scenario | req/s | p50 ms | p99 ms | {' | '.join(n for _, n in refs)} "
+              "| server CPU µs/req | CPU × row 0a |")
     print()
     print(header)
-    print("|" + "---|" * (5 + len(refs)))
+    print("|" + "---|" * (7 + len(refs)))
     for r in rows:
         ratios = []
         for ref, _ in refs:
             base = by[ref]["rps"]
             ratios.append(f"{r['rps'] / base:.2f}" if base else "-")
+        cpu, cpu_ratio = "-", "-"
+        if r["cpu_us"] == r["cpu_us"]:  # not NaN
+            cpu, cpu_ratio = f"{r['cpu_us']:.1f}", f"{r['cpu_us'] / by['0a']['cpu_us']:.2f}"
         print(f"| {r['number']} | {r['name']} | {r['rps']:.0f} | {r['p50']:.2f} | "
-              f"{r['p99']:.2f} | {' | '.join(ratios)} |")
+              f"{r['p99']:.2f} | {' | '.join(ratios)} | {cpu} | {cpu_ratio} |")
     print()
+    cpu = {n: by[n]["cpu_us"] for n in ("0a", "2", "2b", "2c", "3")}
+    print(f"server CPU per request: row 2 / row 0a {cpu['2'] / cpu['0a']:.2f}, row 2c / row 0a "
+          f"{cpu['2c'] / cpu['0a']:.2f}, row 3 / row 2 {cpu['3'] / cpu['2']:.2f}, row 3 / row 2b "
+          f"{cpu['3'] / cpu['2b']:.2f}")
     checks = [
         ("row 2 >= 0.95 x row 0a", by["2"]["rps"] / by["0a"]["rps"], 0.95),
         ("row 2c >= 0.95 x row 0a (request log on)", by["2c"]["rps"] / by["0a"]["rps"], 0.95),
