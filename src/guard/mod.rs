@@ -7,6 +7,7 @@
 //! [`policy::Policy`] then applies the route's scope and role rules.
 
 pub mod bearer;
+mod front;
 pub mod policy;
 pub mod verify;
 

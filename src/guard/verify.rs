@@ -18,6 +18,7 @@ use moka::future::Cache;
 use moka::Expiry;
 
 use super::bearer::{b64token, MALFORMED};
+use super::front::Front;
 use crate::config::{GuardConfig, IssuerConfig};
 use crate::metrics::metrics;
 use crate::oauth::claims::{AccessClaims, TOKEN_TYPE};
@@ -38,6 +39,8 @@ pub struct Identity {
     pub expires_at: i64,
     /// How long this entry may stay cached.
     cache_for: Duration,
+    /// When that ends, for the per-thread tables ([`super::front`]).
+    pub(super) cached_until: Instant,
 }
 
 /// The client a token was granted to and what it was granted, with the upstream headers it
@@ -74,6 +77,8 @@ pub struct TokenVerifier {
     leeway: u64,
     validations: [(SigningAlgorithm, Validation); 3],
     cache: Cache<[u8; 32], Arc<Identity>>,
+    /// Each thread's own few entries of `cache`, looked at first; `None` when caching is off.
+    front: Option<Front>,
     cache_ttl: Duration,
     /// Grantees by key id, client id, scope and roles; bounded, since a forgotten grantee only
     /// costs one more copy.
@@ -127,6 +132,7 @@ impl TokenVerifier {
                 .max_capacity(guard.cache_capacity)
                 .expire_after(UntilExpiry)
                 .build(),
+            front: (guard.cache_capacity > 0).then(Front::new),
             cache_ttl: guard.cache_ttl,
             grantees: moka::sync::Cache::new(GRANTEES),
         }
@@ -143,7 +149,7 @@ impl TokenVerifier {
             .try_into()
             .expect("SHA-256 is 32 bytes");
         let now = unix_now();
-        if let Some(identity) = self.cache.get(&key).await {
+        if let Some(identity) = self.cached(&key).await {
             metrics().auth_cache_hits.inc();
             return self.still_valid(identity, now);
         }
@@ -151,7 +157,22 @@ impl TokenVerifier {
         let token = b64token(token).ok_or(MALFORMED)?;
         let identity = Arc::new(self.verify_uncached(token, now)?);
         self.cache.insert(key, identity.clone()).await;
+        if let Some(front) = &self.front {
+            front.put(key, &identity);
+        }
         Ok(identity)
+    }
+
+    /// The verification cached under `key`: this thread's table first, then the shared cache
+    /// (and the entry found there is put in this thread's table).
+    async fn cached(&self, key: &[u8; 32]) -> Option<Arc<Identity>> {
+        let front = self.front.as_ref()?;
+        if let Some(identity) = front.get(key) {
+            return Some(identity);
+        }
+        let identity = self.cache.get(key).await?;
+        front.put(*key, &identity);
+        Some(identity)
     }
 
     /// Re-checks a cached verification against what may have changed since: the clock, and
@@ -199,10 +220,12 @@ impl TokenVerifier {
             return Err("the token is from another issuer");
         }
         let remaining = u64::try_from(claims.exp + self.leeway as i64 - now).unwrap_or(0);
+        let cache_for = self.cache_ttl.min(Duration::from_secs(remaining));
         Ok(Identity {
             issued_at: claims.iat,
             expires_at: claims.exp,
-            cache_for: self.cache_ttl.min(Duration::from_secs(remaining)),
+            cache_for,
+            cached_until: Instant::now() + cache_for,
             grantee: self.grantee(claims, kid)?,
         })
     }
@@ -264,5 +287,100 @@ impl Grantee {
             client_id: claims.client_id,
             scope: claims.scope,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::oauth::{key_files, KeySet};
+    use crate::registry::{Client, Organizations, Registry};
+    use crate::testing::{mint, Grant, MINIMAL_CONFIG};
+
+    /// A verifier with `guard` as its `[guard]` table and audience `audience`, and a token of
+    /// its key for audience `api`.
+    fn verifier(guard: &str, audience: &str) -> (tempfile::TempDir, TokenVerifier, String) {
+        let text = format!("{MINIMAL_CONFIG}[guard]\n{guard}\n")
+            .replace("audience = \"api\"", &format!("audience = \"{audience}\""));
+        let config = Config::parse(std::path::Path::new("t.toml"), &text).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        key_files::generate(dir.path(), SigningAlgorithm::EdDSA).unwrap();
+        let keys = KeySet::load(dir.path(), SigningAlgorithm::EdDSA, Duration::ZERO).unwrap();
+        let client = Client {
+            id: "app".into(),
+            name: "app".into(),
+            scopes: vec!["api.read".into()],
+            roles: vec![],
+            token_lifetime: None,
+            expires: None,
+            enabled: true,
+            tokens_not_before: None,
+            secrets: vec![],
+        };
+        let issuer = config.issuer.issuers.issuer_of(None).unwrap();
+        let orgs = Organizations::single(&issuer, Registry::default());
+        let grant = Grant {
+            org: orgs.get("").unwrap(),
+            audience: "api",
+            client: &client,
+            scope: "api.read".into(),
+            lifetime: Duration::from_secs(900),
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let token = mint(&grant, keys.signing_key(), now).unwrap().token;
+        let verifier =
+            TokenVerifier::new(Arc::new(KeyStore::new(keys)), &config.issuer, &config.guard);
+        (dir, verifier, token)
+    }
+
+    fn verify(verifier: &TokenVerifier, token: &str) -> Result<Arc<Identity>, &'static str> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(verifier.verify(token.as_bytes()))
+    }
+
+    #[test]
+    fn a_repeated_token_is_answered_from_the_cache() {
+        let (_dir, verifier, token) = verifier("", "api");
+        let first = verify(&verifier, &token).unwrap();
+        for _ in 0..3 {
+            assert!(Arc::ptr_eq(&first, &verify(&verifier, &token).unwrap()));
+        }
+    }
+
+    #[test]
+    fn with_the_cache_off_every_request_verifies_again() {
+        let (_dir, verifier, token) = verifier("cache_capacity = 0", "api");
+        let first = verify(&verifier, &token).unwrap();
+        assert!(!Arc::ptr_eq(&first, &verify(&verifier, &token).unwrap()));
+    }
+
+    #[test]
+    fn no_cache_keeps_a_verification_past_its_ttl() {
+        let (_dir, verifier, token) = verifier("cache_ttl = \"50ms\"", "api");
+        let first = verify(&verifier, &token).unwrap();
+        assert!(Arc::ptr_eq(&first, &verify(&verifier, &token).unwrap()));
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(!Arc::ptr_eq(&first, &verify(&verifier, &token).unwrap()));
+    }
+
+    /// Two verifiers on one thread (another audience, say) never answer from each other's
+    /// entries, though the thread's table is shared.
+    #[test]
+    fn a_verifier_never_answers_from_another_ones_entries() {
+        let (_dir, accepting, token) = verifier("", "api");
+        assert!(verify(&accepting, &token).is_ok());
+        let (_other, refusing, _) = verifier("", "another-api");
+        // The same keys are needed for the token to get as far as its audience.
+        let refusing = TokenVerifier {
+            keys: accepting.keys.clone(),
+            ..refusing
+        };
+        assert_eq!(
+            verify(&refusing, &token).unwrap_err(),
+            "the token is for another audience"
+        );
     }
 }
