@@ -14,11 +14,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Instant;
 
-use credgate::guard::verify::TokenVerifier;
-use credgate::guard::Guard;
 use credgate::oauth::{KeyStore, SigningAlgorithm};
-use credgate::registry::{Organizations, Registry, Store};
-use support::{client, config, keys, token};
+use support::{client, config, guard, keys, token};
 
 /// Operations per thread and case.
 const N: u32 = 1_000_000;
@@ -69,13 +66,7 @@ fn main() {
     let (_dir, set) = keys(SigningAlgorithm::ES256);
     let config = config(100_000);
     let token = Arc::new(token(&set, &config, &app));
-    let issuer = config.issuer.issuers.issuer_of(None).unwrap();
-    let registry = Arc::new(Store::new(Organizations::single(
-        &issuer,
-        Registry::new([app.clone()]),
-    )));
-    let verifier = TokenVerifier::new(Arc::new(KeyStore::new(set)), &config.issuer, &config.guard);
-    let guard = Arc::new(Guard::new(verifier, registry));
+    let guard = Arc::new(guard(Arc::new(KeyStore::new(set)), &config, &app));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

@@ -12,11 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use credgate::guard::verify::TokenVerifier;
-use credgate::guard::Guard;
 use credgate::oauth::{KeyStore, SigningAlgorithm};
-use credgate::registry::{Organizations, Registry, Store};
-use support::{client, config, keys, token};
+use support::{client, config, guard, keys, token};
 
 /// The system allocator, counting allocations and bytes.
 struct Counting;
@@ -64,12 +61,7 @@ fn main() {
     let config = config(100_000);
     let sample = token(&set, &config, &app);
     let keys = Arc::new(KeyStore::new(set));
-    let registry = Arc::new(Store::new(Organizations::single(
-        &config.issuer.issuers.issuer_of(None).unwrap(),
-        Registry::new([app.clone()]),
-    )));
-    let verifier = TokenVerifier::new(keys.clone(), &config.issuer, &config.guard);
-    let guard = Arc::new(Guard::new(verifier, registry));
+    let guard = Arc::new(guard(keys.clone(), &config, &app));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

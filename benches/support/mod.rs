@@ -1,13 +1,16 @@
-//! What the benchmarks share: a config, a client, a fresh key set, a minted token.
+//! What the benchmarks share: a config, a client, a fresh key set, a minted token, a guard.
 
 #![allow(dead_code)] // each bench uses a different part
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use credgate::config::Config;
-use credgate::oauth::{key_files, KeySet, SigningAlgorithm};
-use credgate::registry::{Client, Organizations, Registry, Secret};
+use credgate::guard::verify::TokenVerifier;
+use credgate::guard::Guard;
+use credgate::oauth::{key_files, KeySet, KeyStore, SigningAlgorithm};
+use credgate::registry::{Client, Organizations, Registry, Secret, Store};
 use credgate::testing::{mint, Grant, MINIMAL_CONFIG};
 
 pub fn config(cache_capacity: u64) -> Config {
@@ -60,4 +63,21 @@ pub fn token(set: &KeySet, config: &Config, client: &Client) -> String {
     mint(&grant, set.signing_key(), time::OffsetDateTime::now_utc())
         .unwrap()
         .token
+}
+
+/// A guard verifying with `keys` under `config`, whose registry holds `client` alone.
+pub fn guard(keys: Arc<KeyStore>, config: &Config, client: &Client) -> Guard {
+    let issuer = config
+        .issuer
+        .issuers
+        .issuer_of(None)
+        .expect("a single issuer");
+    let registry = Arc::new(Store::new(Organizations::single(
+        &issuer,
+        Registry::new([client.clone()]),
+    )));
+    Guard::new(
+        TokenVerifier::new(keys, &config.issuer, &config.guard),
+        registry,
+    )
 }
