@@ -84,9 +84,25 @@ fn main() {
             std::hint::black_box(digest);
         }
     });
+    let (hit, hit_token) = (guard.clone(), token.clone());
     report("validate/cache_hit, one token", move || {
-        on_this_thread(|| async { guard.validate_token(token.as_bytes()).await.is_ok() })
+        on_this_thread(|| async { hit.validate_token(hit_token.as_bytes()).await.is_ok() })
     });
+    let headed = guard.clone();
+    let headed_token = token.clone();
+    report(
+        "validate/cache_hit + the identity header values cloned",
+        move || {
+            on_this_thread(|| async {
+                let identity = headed
+                    .validate_token(headed_token.as_bytes())
+                    .await
+                    .unwrap();
+                let h = &identity.grantee.headers;
+                (h.client_id.clone(), h.scope.clone(), h.roles.clone())
+            })
+        },
+    );
     report("moka get, one key (the cache alone)", move || {
         on_this_thread(|| cache.get(&[7; 32]))
     });

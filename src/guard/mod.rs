@@ -58,7 +58,7 @@ impl Guard {
     /// allowed to use it.
     pub async fn validate_token(&self, token: &[u8]) -> Result<Arc<Identity>, &'static str> {
         let identity = self.verifier.verify(token).await?;
-        client_allows(&self.registry.snapshot(), &identity)?;
+        client_allows(&self.registry.read(), &identity)?;
         Ok(identity)
     }
 }

@@ -1,7 +1,7 @@
 //! Token verification: key lookup by `kid`, the key's pinned algorithm, signature, `typ`, `iss`
 //! (the single issuer's, or the one of the organisation the token names in `org_id`), `aud`,
-//! `exp` and `nbf`; verified tokens are cached so a repeated token costs one hash and
-//! one cache lookup.
+//! `exp` and `nbf`; verified tokens are cached so a repeated token costs a comparison with
+//! this thread's entry for it ([`super::front`]), or else one hash and one shared-cache lookup.
 //!
 //! The cache holds only what a signature check proved. Whether the token's client may still use
 //! it (enabled, unexpired, not revoked) is asked of the registry on every request, cached or
@@ -30,7 +30,7 @@ use crate::oauth::{Issuers, KeyStore, SigningAlgorithm};
 /// scope, roles and key, so that part ([`Grantee`]) is shared: a cache of 100 000 tokens of a
 /// few clients holds a few copies of those strings and header values, not 100 000 (about
 /// 1.5 KiB a token otherwise).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Identity {
     pub grantee: Arc<Grantee>,
     /// `iat`, which a revocation (`tokens_not_before`) is compared with.
@@ -77,7 +77,8 @@ pub struct TokenVerifier {
     leeway: u64,
     validations: [(SigningAlgorithm, Validation); 3],
     cache: Cache<[u8; 32], Arc<Identity>>,
-    /// Each thread's own few entries of `cache`, looked at first; `None` when caching is off.
+    /// Each thread's own few entries of `cache`, looked at first; `None` when caching is off
+    /// (`cache_capacity = 0`), and then neither cache is asked.
     front: Option<Front>,
     cache_ttl: Duration,
     /// Grantees by key id, client id, scope and roles; bounded, since a forgotten grantee only
@@ -100,6 +101,15 @@ impl Expiry<[u8; 32], Arc<Identity>> for UntilExpiry {
     ) -> Option<Duration> {
         Some(value.cache_for)
     }
+}
+
+/// The shared cache's key for `token`: SHA-256 of its exact bytes, so that a token that
+/// differs in any byte is another key, and the cache holds no token.
+fn cache_key(token: &[u8]) -> [u8; 32] {
+    digest(&SHA256, token)
+        .as_ref()
+        .try_into()
+        .expect("SHA-256 is 32 bytes")
 }
 
 pub(crate) fn unix_now() -> i64 {
@@ -142,37 +152,36 @@ impl TokenVerifier {
     /// descriptions fit for the `WWW-Authenticate` challenge.
     ///
     /// Only a token missing from the cache is checked against RFC 6750's `b64token` grammar:
-    /// the cache is keyed by SHA-256 of the exact bytes and holds only tokens that passed it.
+    /// both caches find a token by its exact bytes (the shared one by their SHA-256) and hold
+    /// only tokens that passed it.
     pub async fn verify(&self, token: &[u8]) -> Result<Arc<Identity>, &'static str> {
-        let key: [u8; 32] = digest(&SHA256, token)
-            .as_ref()
-            .try_into()
-            .expect("SHA-256 is 32 bytes");
         let now = unix_now();
-        if let Some(identity) = self.cached(&key).await {
-            metrics().auth_cache_hits.inc();
-            return self.still_valid(identity, now);
+        let Some(front) = &self.front else {
+            return self.verify_now(token, now);
+        };
+        if let Some(identity) = front.get(token) {
+            return self.hit(identity, now);
         }
-        metrics().auth_cache_misses.inc();
-        let token = b64token(token).ok_or(MALFORMED)?;
-        let identity = Arc::new(self.verify_uncached(token, now)?);
+        let key = cache_key(token);
+        if let Some(identity) = self.cache.get(&key).await {
+            return self.hit(front.put(token, &identity), now);
+        }
+        let identity = self.verify_now(token, now)?;
         self.cache.insert(key, identity.clone()).await;
-        if let Some(front) = &self.front {
-            front.put(key, &identity);
-        }
-        Ok(identity)
+        Ok(front.put(token, &identity))
     }
 
-    /// The verification cached under `key`: this thread's table first, then the shared cache
-    /// (and the entry found there is put in this thread's table).
-    async fn cached(&self, key: &[u8; 32]) -> Option<Arc<Identity>> {
-        let front = self.front.as_ref()?;
-        if let Some(identity) = front.get(key) {
-            return Some(identity);
-        }
-        let identity = self.cache.get(key).await?;
-        front.put(*key, &identity);
-        Some(identity)
+    /// A verification found in a cache, re-checked.
+    fn hit(&self, identity: Arc<Identity>, now: i64) -> Result<Arc<Identity>, &'static str> {
+        metrics().auth_cache_hits.inc();
+        self.still_valid(identity, now)
+    }
+
+    /// A verification from nothing: the token's grammar, then its signature and claims.
+    fn verify_now(&self, token: &[u8], now: i64) -> Result<Arc<Identity>, &'static str> {
+        metrics().auth_cache_misses.inc();
+        let token = b64token(token).ok_or(MALFORMED)?;
+        Ok(Arc::new(self.verify_uncached(token, now)?))
     }
 
     /// Re-checks a cached verification against what may have changed since: the clock, and
@@ -184,7 +193,7 @@ impl TokenVerifier {
     ) -> Result<Arc<Identity>, &'static str> {
         if now > identity.expires_at + self.leeway as i64 {
             Err("the token has expired")
-        } else if self.keys.snapshot().find(&identity.grantee.kid).is_none() {
+        } else if self.keys.read().find(&identity.grantee.kid).is_none() {
             Err("the token's key is unknown")
         } else {
             Ok(identity)
@@ -364,6 +373,43 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &verify(&verifier, &token).unwrap()));
         std::thread::sleep(Duration::from_millis(120));
         assert!(!Arc::ptr_eq(&first, &verify(&verifier, &token).unwrap()));
+    }
+
+    /// `token` with its byte at `at` replaced by another base64url character: the same length
+    /// and last bytes, so the same slot of a thread's table.
+    fn tampered(token: &str, at: usize) -> String {
+        let mut bytes = token.as_bytes().to_vec();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// A thread's table compares whole tokens: one that differs from a cached token in any
+    /// byte, where the slot is the same, is verified itself (and its signature fails).
+    #[test]
+    fn a_token_differing_from_a_cached_one_in_one_byte_is_verified_itself() {
+        let (_dir, verifier, token) = verifier("", "api");
+        assert!(verify(&verifier, &token).is_ok());
+        let payload = token.find('.').unwrap() + 3;
+        for at in [0, payload, token.len() - 9] {
+            let forged = tampered(&token, at);
+            assert!(verify(&verifier, &forged).is_err(), "byte {at} changed");
+            assert!(verify(&verifier, &token).is_ok());
+        }
+    }
+
+    /// A token longer than `MAX_TOKEN` is not held by a thread's table (the shared cache still
+    /// holds it), so a table's memory stays bounded.
+    #[test]
+    fn a_thread_table_holds_no_token_past_its_bound() {
+        let (_dir, verifier, token) = verifier("", "api");
+        let identity = verify(&verifier, &token).unwrap();
+        let front = Front::new();
+        let longest = vec![b'a'; super::super::front::MAX_TOKEN];
+        front.put(&longest, &identity);
+        assert!(front.get(&longest).is_some());
+        let longer = vec![b'b'; longest.len() + 1];
+        front.put(&longer, &identity);
+        assert!(front.get(&longer).is_none());
     }
 
     /// Two verifiers on one thread (another audience, say) never answer from each other's
