@@ -103,6 +103,17 @@ fn main() {
             })
         },
     );
+    let route = Arc::new(credgate::metrics::metrics().route("/bench/", true));
+    report(
+        "a proxied request's metrics (outcome, status, duration)",
+        move || {
+            for _ in 0..N {
+                route.auth("public");
+                route.upstream(200);
+                route.duration().observe(0.000_3);
+            }
+        },
+    );
     report("moka get, one key (the cache alone)", move || {
         on_this_thread(|| cache.get(&[7; 32]))
     });
