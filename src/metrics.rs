@@ -3,29 +3,33 @@
 //! Label values come only from the configuration (route prefixes) and from fixed sets
 //! (outcomes, status classes), never from requests, so every label set stays bounded; no
 //! secret, token or client-supplied string ever becomes a label.
+//!
+//! Counters and histograms are counted per thread and added up when scraped ([`shards`]): the
+//! request path updates several on every request, on every core at once.
 
-use std::sync::OnceLock;
+mod shards;
 
-use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use std::sync::{Arc, OnceLock};
+
+use prometheus::{Encoder, Gauge, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+pub use shards::{Tally, TallyVec, Timings, TimingsVec};
 
 pub struct Metrics {
     registry: Registry,
     /// `outcome`: `issued` or the OAuth error code.
-    pub token_requests: IntCounterVec,
-    pub token_issue_seconds: Histogram,
+    pub token_requests: TallyVec,
+    pub token_issue_seconds: Arc<Timings>,
     /// `route`: the route prefix; `outcome`: `allowed`, `public` or the refusal.
-    pub auth_requests: IntCounterVec,
-    pub auth_cache_hits: IntCounter,
-    pub auth_cache_misses: IntCounter,
+    pub auth_requests: TallyVec,
+    pub auth_cache_hits: Tally,
+    pub auth_cache_misses: Tally,
     /// `status_class`: `2xx` … `5xx`, or `error` when no response came.
-    pub upstream_responses: IntCounterVec,
+    pub upstream_responses: TallyVec,
     /// `route`: the route prefix or the endpoint (`token`, `jwks`, `not_found`, …).
-    pub request_duration: HistogramVec,
+    pub request_duration: TimingsVec,
     /// `result`: `applied` or `rejected`.
-    pub registry_reloads: IntCounterVec,
+    pub registry_reloads: TallyVec,
     pub registry_clients: IntGauge,
     /// Organisations by state (`enabled`, `disabled`); the single issuer counts as one.
     pub organizations: IntGaugeVec,
@@ -36,28 +40,22 @@ pub struct Metrics {
     pub registry_valid: IntGauge,
     pub registry_last_reload: Gauge,
     pub secret_verify_queue_depth: IntGauge,
-    pub secret_cache_hits: IntCounter,
-    pub secret_verifications: IntCounter,
-    pub upstream_lookups: IntCounter,
-    pub upstream_resolve_failures: IntCounter,
-    pub tls_handshake_failures: IntCounter,
+    pub secret_cache_hits: Tally,
+    pub secret_verifications: Tally,
+    pub upstream_lookups: Tally,
+    pub upstream_resolve_failures: Tally,
+    pub tls_handshake_failures: Tally,
     /// Log lines dropped because stderr did not keep up ([`crate::log_writer`]).
-    pub log_lines_dropped: IntCounter,
+    pub log_lines_dropped: Tally,
     /// `result`: `applied` or `rejected`.
-    pub config_reloads: IntCounterVec,
+    pub config_reloads: TallyVec,
     /// 1 while the config file's last version was applied, 0 after a refused reload.
     pub config_valid: IntGauge,
     /// `result`: `applied` or `rejected`.
-    pub certificate_reloads: IntCounterVec,
+    pub certificate_reloads: TallyVec,
     /// `by`: `client` or `ip`, the limit that refused the attempt.
-    pub auth_throttled: IntCounterVec,
+    pub auth_throttled: TallyVec,
 }
-
-/// Latency buckets from 0.1 ms (a cached token check) to 10 s (a queued argon2 verification).
-const BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
 
 /// Registers `metric` (which must build) and returns it.
 fn register<M>(registry: &Registry, metric: prometheus::Result<M>) -> M
@@ -80,8 +78,6 @@ pub fn metrics() -> &'static Metrics {
 impl Metrics {
     fn new() -> Self {
         let r = Registry::new();
-        let buckets =
-            |name: &str, help: &str| HistogramOpts::new(name, help).buckets(BUCKETS.to_vec());
         let build_info: IntGaugeVec = register(
             &r,
             IntGaugeVec::new(
@@ -100,10 +96,10 @@ impl Metrics {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))
         .expect("unique metric");
-        let counter = |name: &str, help: &str| register(&r, IntCounter::new(name, help));
+        let counter = |name: &str, help: &str| register(&r, Tally::new(name, help));
         let gauge = |name: &str, help: &str| register(&r, IntGauge::new(name, help));
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            register(&r, IntCounterVec::new(Opts::new(name, help), labels))
+            register(&r, TallyVec::new(Opts::new(name, help), labels))
         };
         let metrics = Metrics {
             token_requests: counter_vec(
@@ -113,11 +109,13 @@ impl Metrics {
             ),
             token_issue_seconds: register(
                 &r,
-                Histogram::with_opts(buckets(
+                TimingsVec::new(
                     "credgate_token_issue_seconds",
                     "Time to answer a token request, argon2 included",
-                )),
-            ),
+                    &[],
+                ),
+            )
+            .with_label_values(&[]),
             auth_requests: counter_vec(
                 "credgate_auth_requests_total",
                 "Requests to routes by route and outcome",
@@ -138,11 +136,9 @@ impl Metrics {
             ),
             request_duration: register(
                 &r,
-                HistogramVec::new(
-                    buckets(
-                        "credgate_request_duration_seconds",
-                        "Time from request to response",
-                    ),
+                TimingsVec::new(
+                    "credgate_request_duration_seconds",
+                    "Time from request to response",
                     &["route"],
                 ),
             ),
@@ -333,11 +329,11 @@ const ROUTE_REFUSALS: [&str; 4] = [
 pub struct RouteMetrics {
     prefix: String,
     /// `auth_requests{outcome}` for the outcome this route admits with (`allowed`/`public`).
-    admitted: IntCounter,
+    admitted: Tally,
     admitted_outcome: &'static str,
-    duration: Histogram,
+    duration: Arc<Timings>,
     /// `upstream_responses{status_class}`, indexed by the status's first digit - 1.
-    upstream: [IntCounter; 5],
+    upstream: [Tally; 5],
 }
 
 impl Metrics {
@@ -388,7 +384,7 @@ impl RouteMetrics {
             .inc();
     }
 
-    pub fn duration(&self) -> &Histogram {
+    pub fn duration(&self) -> &Timings {
         &self.duration
     }
 }

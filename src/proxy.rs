@@ -184,48 +184,49 @@ impl Gateway {
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
-        let orgs = self.orgs.snapshot();
-        Ok(
-            match ctx.edge.routes.resolve(host, head.uri.path(), &orgs) {
-                Err(e) => {
-                    let raw = head.uri.path();
-                    // The management API speaks RFC 9457 even about a path it cannot read.
-                    let reply = match &self.manage {
-                        Some(manage) if raw.starts_with(manage.prefix()) => {
-                            crate::manage::problem::Problem::bad_request(e.0).reply()
-                        }
-                        _ => reply::error(StatusCode::BAD_REQUEST, "invalid_request", e.0),
-                    };
-                    ("invalid_path", Outcome::answer("invalid_path", reply))
-                }
-                Ok(Endpoint::Token(org)) => {
-                    ("token", self.form_endpoint(session, &org, false).await?)
-                }
-                Ok(Endpoint::Introspect(org)) => {
-                    ("introspect", self.form_endpoint(session, &org, true).await?)
-                }
-                Ok(Endpoint::Metadata(org)) => document("metadata", &|| self.issuer.metadata(&org)),
-                Ok(Endpoint::Jwks) => document("jwks", &|| self.issuer.jwks()),
-                Ok(Endpoint::Manage) => match &self.manage {
-                    Some(manage) => ("manage", self.manage_endpoint(session, manage).await?),
-                    None => (
-                        "not_found",
-                        Outcome::answer("not_found", reply::not_found()),
-                    ),
-                },
-                Ok(Endpoint::NotFound) => (
+        // The organisations are only looked at here (what `resolve` returns holds its own
+        // references), so without touching the reference count every core would share.
+        let resolved = ctx
+            .edge
+            .routes
+            .resolve(host, head.uri.path(), &self.orgs.read());
+        Ok(match resolved {
+            Err(e) => {
+                let raw = head.uri.path();
+                // The management API speaks RFC 9457 even about a path it cannot read.
+                let reply = match &self.manage {
+                    Some(manage) if raw.starts_with(manage.prefix()) => {
+                        crate::manage::problem::Problem::bad_request(e.0).reply()
+                    }
+                    _ => reply::error(StatusCode::BAD_REQUEST, "invalid_request", e.0),
+                };
+                ("invalid_path", Outcome::answer("invalid_path", reply))
+            }
+            Ok(Endpoint::Token(org)) => ("token", self.form_endpoint(session, &org, false).await?),
+            Ok(Endpoint::Introspect(org)) => {
+                ("introspect", self.form_endpoint(session, &org, true).await?)
+            }
+            Ok(Endpoint::Metadata(org)) => document("metadata", &|| self.issuer.metadata(&org)),
+            Ok(Endpoint::Jwks) => document("jwks", &|| self.issuer.jwks()),
+            Ok(Endpoint::Manage) => match &self.manage {
+                Some(manage) => ("manage", self.manage_endpoint(session, manage).await?),
+                None => (
                     "not_found",
                     Outcome::answer("not_found", reply::not_found()),
                 ),
-                Ok(Endpoint::Route { route, org }) => {
-                    let org = org.as_ref().map(|o| o.id.as_str());
-                    let outcome = self.guard_route(session, &route, org, ctx).await;
-                    route.metrics.auth(outcome.label);
-                    ctx.route = Some(route);
-                    ("-", outcome)
-                }
             },
-        )
+            Ok(Endpoint::NotFound) => (
+                "not_found",
+                Outcome::answer("not_found", reply::not_found()),
+            ),
+            Ok(Endpoint::Route { route, org }) => {
+                let org = org.as_ref().map(|o| o.id.as_str());
+                let outcome = self.guard_route(session, &route, org, ctx).await;
+                route.metrics.auth(outcome.label);
+                ctx.route = Some(route);
+                ("-", outcome)
+            }
+        })
     }
 
     /// Answers a token or introspection request to `org`'s issuer: both are small bounded
