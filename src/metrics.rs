@@ -112,10 +112,10 @@ impl Metrics {
                 TimingsVec::new(
                     "credgate_token_issue_seconds",
                     "Time to answer a token request, argon2 included",
-                    &[],
+                    None,
                 ),
             )
-            .with_label_values(&[]),
+            .series(""),
             auth_requests: counter_vec(
                 "credgate_auth_requests_total",
                 "Requests to routes by route and outcome",
@@ -139,7 +139,7 @@ impl Metrics {
                 TimingsVec::new(
                     "credgate_request_duration_seconds",
                     "Time from request to response",
-                    &["route"],
+                    Some("route"),
                 ),
             ),
             registry_reloads: counter_vec(
@@ -350,7 +350,7 @@ impl Metrics {
                 .auth_requests
                 .with_label_values(&[prefix, admitted_outcome]),
             admitted_outcome,
-            duration: self.request_duration.with_label_values(&[prefix]),
+            duration: self.request_duration.series(prefix),
             upstream: STATUS_CLASSES
                 .map(|class| self.upstream_responses.with_label_values(&[prefix, class])),
         }

@@ -534,7 +534,7 @@ impl ProxyHttp for Gateway {
             Some(route) => route.metrics.duration().observe(seconds),
             None => metrics()
                 .request_duration
-                .with_label_values(&[ctx.endpoint])
+                .series(ctx.endpoint)
                 .observe(seconds),
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());

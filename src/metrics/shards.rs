@@ -144,43 +144,46 @@ impl Timings {
     }
 }
 
-/// [`Timings`] by label values, registered as one histogram metric.
+/// [`Timings`] by the value of one label (or one series without a label), registered as one
+/// histogram metric.
 #[derive(Clone)]
 pub struct TimingsVec(Arc<TimingsFamily>);
 
 struct TimingsFamily {
     desc: Desc,
-    labels: Vec<String>,
-    series: RwLock<BTreeMap<Vec<String>, Arc<Timings>>>,
+    label: Option<String>,
+    /// By label value (`""` without a label): found by `&str`, with no allocation.
+    series: RwLock<BTreeMap<String, Arc<Timings>>>,
 }
 
 impl TimingsVec {
-    /// A histogram `name` with `help`, one series per value of `labels` (none: one series).
-    pub fn new(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<Self> {
-        let labels: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
-        let desc = Desc::new(name.into(), help.into(), labels.clone(), Default::default())?;
+    /// A histogram `name` with `help`, one series per value of `label` (none: one series).
+    pub fn new(name: &str, help: &str, label: Option<&str>) -> prometheus::Result<Self> {
+        let label = label.map(str::to_owned);
+        let labels = label.iter().cloned().collect();
+        let desc = Desc::new(name.into(), help.into(), labels, Default::default())?;
         Ok(TimingsVec(Arc::new(TimingsFamily {
             desc,
-            labels,
+            label,
             series: RwLock::default(),
         })))
     }
 
-    /// The series of `values` (one per label), created at zero the first time.
-    pub fn with_label_values(&self, values: &[&str]) -> Arc<Timings> {
-        let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+    /// The series of the label's `value` (`""` without a label), created at zero the first
+    /// time.
+    pub fn series(&self, value: &str) -> Arc<Timings> {
         let series = &self.0.series;
         if let Some(found) = series
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
+            .get(value)
         {
             return found.clone();
         }
         series
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry(key)
+            .entry(value.to_owned())
             .or_insert_with(|| Arc::new(Timings::new()))
             .clone()
     }
@@ -195,21 +198,14 @@ impl Collector for TimingsVec {
         let series = self.0.series.read().unwrap_or_else(PoisonError::into_inner);
         let metrics = series
             .iter()
-            .map(|(values, timings)| {
+            .map(|(value, timings)| {
                 let mut metric = Metric::default();
-                metric.set_label(
-                    self.0
-                        .labels
-                        .iter()
-                        .zip(values)
-                        .map(|(name, value)| {
-                            let mut pair = LabelPair::default();
-                            pair.set_name(name.clone());
-                            pair.set_value(value.clone());
-                            pair
-                        })
-                        .collect(),
-                );
+                if let Some(label) = &self.0.label {
+                    let mut pair = LabelPair::default();
+                    pair.set_name(label.clone());
+                    pair.set_value(value.clone());
+                    metric.set_label(vec![pair]);
+                }
                 metric.set_histogram(timings.snapshot());
                 metric
             })
@@ -243,8 +239,8 @@ mod tests {
 
     #[test]
     fn a_histogram_counts_each_value_in_its_bucket_and_sums_them() {
-        let family = TimingsVec::new("t_seconds", "t", &["route"]).unwrap();
-        let timings = family.with_label_values(&["/api/"]);
+        let family = TimingsVec::new("t_seconds", "t", Some("route")).unwrap();
+        let timings = family.series("/api/");
         let threads: Vec<_> = [0.0002, 0.003, 99.0]
             .into_iter()
             .map(|seconds| {
@@ -267,6 +263,6 @@ mod tests {
             .collect();
         assert_eq!(&cumulative[..7], &[0, 1, 1, 1, 1, 2, 2]);
         assert_eq!(*cumulative.last().unwrap(), 2);
-        assert!(Arc::ptr_eq(&timings, &family.with_label_values(&["/api/"])));
+        assert!(Arc::ptr_eq(&timings, &family.series("/api/")));
     }
 }
