@@ -4,7 +4,7 @@
 //! (outcomes, status classes), never from requests, so every label set stays bounded; no
 //! secret, token or client-supplied string ever becomes a label.
 //!
-//! Counters and histograms are counted per thread and added up when scraped ([`shards`]): the
+//! Counters and histograms are counted per thread and added up when scraped (`metrics/shards.rs`): the
 //! request path updates several on every request, on every core at once.
 
 mod shards;

@@ -1,7 +1,7 @@
 //! Token verification: key lookup by `kid`, the key's pinned algorithm, signature, `typ`, `iss`
 //! (the single issuer's, or the one of the organisation the token names in `org_id`), `aud`,
 //! `exp` and `nbf`; verified tokens are cached so a repeated token costs a comparison with
-//! this thread's entry for it ([`super::front`]), or else one hash and one shared-cache lookup.
+//! this thread's entry for it (`guard/front.rs`), or else one hash and one shared-cache lookup.
 //!
 //! The cache holds only what a signature check proved. Whether the token's client may still use
 //! it (enabled, unexpired, not revoked) is asked of the registry on every request, cached or

@@ -91,7 +91,7 @@ struct HistogramSlot {
     sum: AtomicU64,
 }
 
-/// A histogram of durations in seconds over [`BUCKETS`], counted per thread.
+/// A histogram of durations in seconds over `BUCKETS`, counted per thread.
 #[derive(Debug)]
 pub struct Timings(Box<[HistogramSlot; SHARDS]>);
 
