@@ -185,7 +185,8 @@ impl Gateway {
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
         // The organisations are only looked at here (what `resolve` returns holds its own
-        // references), so without touching the reference count every core would share.
+        // references), so they are read without touching the reference count every core
+        // would share.
         let resolved = ctx
             .edge
             .routes
