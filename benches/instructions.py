@@ -8,6 +8,8 @@ Each server runs under callgrind twice, once serving N1 requests and once N2, al
 one kept-alive loopback connection; the difference of the two totals, divided by N2 - N1, is
 what one request costs, with start-up and shutdown cancelled out. Scenarios:
   bare      an empty Pingora pass-through (benches/bare-pingora), the baseline
+  forwarding the same with --forwarding: credgate's default upstream timeouts and
+            X-Forwarded-For/-Proto, through the same Pingora calls as credgate
   public    credgate, a public route
   protected credgate, a protected route, one token (validation cache hits)
   token     credgate's token endpoint, one client (verified-secret cache hits: a signature and
@@ -144,6 +146,9 @@ def main(n1, n2):
         ("bare Pingora pass-through",
          per_request([BARE, f"127.0.0.1:{bare_port}", f"127.0.0.1:{upstream}", "1"],
                      bare_port, home, "bare", n1, n2, "/x")),
+        ("bare Pingora, upstream timeouts + X-Forwarded-* (--forwarding)",
+         per_request([BARE, f"127.0.0.1:{bare_port}", f"127.0.0.1:{upstream}", "1",
+                      "--forwarding"], bare_port, home, "forwarding", n1, n2, "/x")),
         ("credgate public route",
          per_request([BIN, "--config", config, "serve"], port, home, "public", n1, n2,
                      "/open/x")),

@@ -11,6 +11,9 @@ over rounds of the CPU time (user + system, from /proc) its server spent per req
 leaves out wrk and the upstream that share the cores:
   0a a bare Pingora pass-through (benches/bare-pingora: same Pingora, same allocator, an
      empty ProxyHttp), in front of the same upstream: what Pingora alone costs
+  0c the same bare Pingora with --forwarding: credgate's default upstream timeouts and
+     X-Forwarded-For/-Proto through the same Pingora calls, which any gateway with those
+     duties pays; row 2 against 0c is credgate's own work
   0b nginx proxy_pass (2 workers, upstream keepalive) in front of the same upstream
   1  nginx (the upstream) directly
   2  credgate, public route (log level warn: no request log line)
@@ -265,6 +268,10 @@ def scenarios(seconds, rounds, home, procs):
     bare_pingora = os.path.join(os.path.dirname(BIN), "bare-pingora")
     procs.start("bare-pingora", [bare_pingora, f"127.0.0.1:{bare}", f"127.0.0.1:{nginx}", "2"],
                 bare)
+    forwarding = free_port()
+    procs.start("bare-pingora-forwarding",
+                [bare_pingora, f"127.0.0.1:{forwarding}", f"127.0.0.1:{nginx}", "2", "--forwarding"],
+                forwarding)
     nginx_proxy = free_port()
     # nginx as a reverse proxy: 2 workers, keep-alive to the upstream.
     proxy_conf = nginx_config(
@@ -320,6 +327,8 @@ def scenarios(seconds, rounds, home, procs):
     wrong_env = {"BASIC": basic("bench", "wrong")}
     plan = [
         ("0a", "bare Pingora pass-through", f"http://127.0.0.1:{bare}/x", None, None),
+        ("0c", "bare Pingora, upstream timeouts + X-Forwarded-* (--forwarding)",
+         f"http://127.0.0.1:{forwarding}/x", None, None),
         ("0b", "nginx proxy_pass, 2 workers, keepalive", f"http://127.0.0.1:{nginx_proxy}/x",
          None, None),
         ("1", "nginx directly", f"http://127.0.0.1:{nginx}/x", None, None),
@@ -377,7 +386,8 @@ def scenarios(seconds, rounds, home, procs):
 
 def report(rows, eight):
     by = {r["number"]: r for r in rows}
-    refs = [("0a", "× row 0a"), ("2", "× row 2"), ("5", "× row 5"), ("7", "× row 7")]
+    refs = [("0a", "× row 0a"), ("0c", "× row 0c"), ("2", "× row 2"), ("5", "× row 5"),
+            ("7", "× row 7")]
     header = (f"| # | scenario | req/s | p50 ms | p99 ms | {' | '.join(n for _, n in refs)} "
               "| server CPU µs/req | CPU × row 0a |")
     print()
@@ -394,12 +404,14 @@ def report(rows, eight):
         print(f"| {r['number']} | {r['name']} | {r['rps']:.0f} | {r['p50']:.2f} | "
               f"{r['p99']:.2f} | {' | '.join(ratios)} | {cpu} | {cpu_ratio} |")
     print()
-    cpu = {n: by[n]["cpu_us"] for n in ("0a", "2", "2b", "2c", "3")}
-    print(f"server CPU per request: row 2 / row 0a {cpu['2'] / cpu['0a']:.2f}, row 2c / row 0a "
+    cpu = {n: by[n]["cpu_us"] for n in ("0a", "0c", "2", "2b", "2c", "3")}
+    print(f"server CPU per request: row 2 / row 0a {cpu['2'] / cpu['0a']:.2f}, row 2 / row 0c "
+          f"{cpu['2'] / cpu['0c']:.2f}, row 2c / row 0a "
           f"{cpu['2c'] / cpu['0a']:.2f}, row 3 / row 2 {cpu['3'] / cpu['2']:.2f}, row 3 / row 2b "
           f"{cpu['3'] / cpu['2b']:.2f}")
     checks = [
         ("row 2 >= 0.95 x row 0a", by["2"]["rps"] / by["0a"]["rps"], 0.95),
+        ("row 2 >= 0.95 x row 0c (the same duties)", by["2"]["rps"] / by["0c"]["rps"], 0.95),
         ("row 2c >= 0.95 x row 0a (request log on)", by["2c"]["rps"] / by["0a"]["rps"], 0.95),
         ("row 3 >= 0.95 x row 2", by["3"]["rps"] / by["2"]["rps"], 0.95),
         ("row 3 >= 0.95 x row 2b (auth alone)", by["3"]["rps"] / by["2b"]["rps"], 0.95),
