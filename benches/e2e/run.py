@@ -270,8 +270,8 @@ def scenarios(seconds, rounds, home, procs):
                 bare)
     forwarding = free_port()
     procs.start("bare-pingora-forwarding",
-                [bare_pingora, f"127.0.0.1:{forwarding}", f"127.0.0.1:{nginx}", "2", "--forwarding"],
-                forwarding)
+                [bare_pingora, f"127.0.0.1:{forwarding}", f"127.0.0.1:{nginx}", "2",
+                 "--forwarding"], forwarding)
     nginx_proxy = free_port()
     # nginx as a reverse proxy: 2 workers, keep-alive to the upstream.
     proxy_conf = nginx_config(

@@ -6,7 +6,7 @@
 //!     bare-pingora LISTEN UPSTREAM [THREADS] [--forwarding]   # e.g. 127.0.0.1:8090 127.0.0.1:8081 2
 //!
 //! With `--forwarding` it also does the two things every proxied request of credgate's must,
-//! through the same Pingora calls: it sets credgate's default upstream timeouts (5 s to
+//! through the same Pingora calls and credgate's own `forwarded::forwarded_for`: it sets credgate's default upstream timeouts (5 s to
 //! connect, 60 s per read, so a stuck upstream becomes an error) and writes `X-Forwarded-For`
 //! and `X-Forwarded-Proto`. Against that row, what is left is credgate's own work (routing,
 //! checks, metrics, the request log), apart from what any gateway with those duties pays.
@@ -14,6 +14,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use credgate::forwarded::forwarded_for;
+use http::HeaderValue;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
 
@@ -47,35 +49,17 @@ impl ProxyHttp for PassThrough {
         _ctx: &mut (),
     ) -> Result<()> {
         if self.forwarding {
+            // As credgate's `upstream_request_filter` does: the client's chain, if any, with
+            // the peer appended, and a static scheme value.
             if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
-                upstream.insert_header("X-Forwarded-For", address_text(addr.ip()))?;
+                let earlier = upstream.headers.get("X-Forwarded-For");
+                let value = forwarded_for(earlier.and_then(|v| v.to_str().ok()), addr.ip());
+                upstream.insert_header("X-Forwarded-For", value)?;
             }
-            upstream.insert_header("X-Forwarded-Proto", "http")?;
+            upstream.insert_header("X-Forwarded-Proto", HeaderValue::from_static("http"))?;
         }
         Ok(())
     }
-}
-
-/// The address as `Display` writes it, without the formatting machinery for IPv4 (as credgate's
-/// `forwarded.rs` does), so the baseline does not pay for what credgate avoids.
-fn address_text(ip: std::net::IpAddr) -> String {
-    let std::net::IpAddr::V4(v4) = ip else {
-        return ip.to_string();
-    };
-    let mut out = String::with_capacity(15);
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        if octet >= 100 {
-            out.push(char::from(b'0' + octet / 100));
-        }
-        if octet >= 10 {
-            out.push(char::from(b'0' + octet / 10 % 10));
-        }
-        out.push(char::from(b'0' + octet % 10));
-    }
-    out
 }
 
 fn main() {
