@@ -26,13 +26,13 @@ pub fn canonicalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
         return Err(PathError("the path must start with /"));
     }
     let decoded = decode(raw)?;
-    let segments: Vec<&str> = decoded[1..].split('/').collect();
-    let last = segments.len() - 1;
-    for (i, segment) in segments.iter().enumerate() {
-        if segment.is_empty() && i != last {
+    // Walked in place, not collected: every proxied request comes through here.
+    let mut segments = decoded[1..].split('/').peekable();
+    while let Some(segment) = segments.next() {
+        if segment.is_empty() && segments.peek().is_some() {
             return Err(PathError("empty path segments (//) are not allowed"));
         }
-        let name = segment.split(';').next().unwrap_or("");
+        let name = segment.split_once(';').map_or(segment, |(name, _)| name);
         if name == "." || name == ".." {
             return Err(PathError("dot segments (. and ..) are not allowed"));
         }
