@@ -360,11 +360,19 @@ struct RawRoute {
     read_timeout: String,
 }
 
+/// How long a route waits for its upstream to accept a connection unless its
+/// `connect_timeout` says otherwise: long enough for a distant upstream, short enough that a
+/// dead one becomes a 502 rather than a hung client.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a route waits on one read from its upstream unless its `read_timeout` says
+/// otherwise, so a stuck upstream becomes a 504 instead of holding the connection forever.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 fn default_connect_timeout() -> String {
-    "5s".into()
+    humantime::format_duration(DEFAULT_CONNECT_TIMEOUT).to_string()
 }
 fn default_read_timeout() -> String {
-    "60s".into()
+    humantime::format_duration(DEFAULT_READ_TIMEOUT).to_string()
 }
 
 /// The most clock skew the guard may tolerate.
@@ -1258,6 +1266,8 @@ path = "clients.toml"
         let good =
             format!("{MINIMAL}[[route]]\nprefix = \"/api/\"\nupstream = \"127.0.0.1:9000\"\n");
         let config = parse(&good).unwrap();
+        // The documented defaults (README: `5s` / `60s`), which bare-pingora --forwarding sets too.
+        assert_eq!(config.routes[0].connect_timeout, Duration::from_secs(5));
         assert_eq!(config.routes[0].read_timeout, Duration::from_secs(60));
         assert_eq!(config.guard.cache_capacity, 100_000);
     }

@@ -11,9 +11,8 @@
 //! and `X-Forwarded-Proto`. Against that row, what is left is credgate's own work (routing,
 //! checks, metrics, the request log), apart from what any gateway with those duties pays.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
+use credgate::config::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT};
 use credgate::forwarded::forwarded_for;
 use http::HeaderValue;
 use pingora::prelude::*;
@@ -36,8 +35,8 @@ impl ProxyHttp for PassThrough {
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
         let mut peer = Box::new(HttpPeer::new(self.upstream, false, String::new()));
         if self.forwarding {
-            peer.options.connection_timeout = Some(Duration::from_secs(5));
-            peer.options.read_timeout = Some(Duration::from_secs(60));
+            peer.options.connection_timeout = Some(DEFAULT_CONNECT_TIMEOUT);
+            peer.options.read_timeout = Some(DEFAULT_READ_TIMEOUT);
         }
         Ok(peer)
     }
