@@ -203,14 +203,23 @@ impl Gateway {
                 };
                 ("invalid_path", Outcome::answer("invalid_path", reply))
             }
-            Ok(Endpoint::Token(org)) => ("token", self.form_endpoint(session, &org, false).await?),
-            Ok(Endpoint::Introspect(org)) => {
-                ("introspect", self.form_endpoint(session, &org, true).await?)
-            }
+            // The issuer's and the management API's futures are boxed: held inline, their
+            // state would enlarge the future of every request, which is moved when created.
+            Ok(Endpoint::Token(org)) => (
+                "token",
+                Box::pin(self.form_endpoint(session, &org, false)).await?,
+            ),
+            Ok(Endpoint::Introspect(org)) => (
+                "introspect",
+                Box::pin(self.form_endpoint(session, &org, true)).await?,
+            ),
             Ok(Endpoint::Metadata(org)) => document("metadata", &|| self.issuer.metadata(&org)),
             Ok(Endpoint::Jwks) => document("jwks", &|| self.issuer.jwks()),
             Ok(Endpoint::Manage) => match &self.manage {
-                Some(manage) => ("manage", self.manage_endpoint(session, manage).await?),
+                Some(manage) => (
+                    "manage",
+                    Box::pin(self.manage_endpoint(session, manage)).await?,
+                ),
                 None => (
                     "not_found",
                     Outcome::answer("not_found", reply::not_found()),
