@@ -419,6 +419,31 @@ async fn a_full_verification_queue_answers_503_with_retry_after() {
     assert!(ok >= 1 && refused >= 1, "ok {ok}, refused {refused}");
 }
 
+/// Many connections of one integration asking at once with a secret not verified yet (or
+/// whose cached verification expired) cost one argon2 run: each waiting request looks in the
+/// secret cache again once a thread is free. Under load the repeated runs each waited for CPU
+/// the proxy left idle, and the last of 32 connections waited seconds for its first token.
+#[tokio::test]
+async fn concurrent_requests_with_one_unverified_secret_run_argon2_once() {
+    let gw = std::sync::Arc::new(
+        Setup::new(registry())
+            .issuer("secret_verify_concurrency = 1")
+            .issuer(NO_FAILURE_LIMITS)
+            .start(),
+    );
+    let counts = |m: &std::collections::HashMap<String, f64>| {
+        let hits = m["credgate_secret_cache_hits_total"];
+        (m["credgate_secret_verifications_total"], hits)
+    };
+    let (verified, hits) = counts(&gw.metrics().await);
+    for request in concurrent_tokens(&gw, 16) {
+        assert_eq!(request.await.unwrap().status(), 200);
+    }
+    let (verified_after, hits_after) = counts(&gw.metrics().await);
+    assert_eq!(verified_after - verified, 1.0, "argon2 runs");
+    assert_eq!(hits_after - hits, 15.0, "cache hits");
+}
+
 /// Starts `n` token requests of client "app" at once.
 fn concurrent_tokens(
     gw: &std::sync::Arc<Gateway>,

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use zeroize::Zeroizing;
 
 use super::low_priority::LowPriorityPool;
@@ -55,11 +55,18 @@ impl SecretVerifier {
     /// Which of `hashes` (if any) `presented` matches. Every hash is checked, matched or not,
     /// so the time taken depends only on how many hashes there are; an empty list is checked
     /// against the dummy hash.
+    ///
+    /// `known` is asked first, once a thread is free: the verdict another request reached for
+    /// the same secret while this one waited (the verified-secret cache). Many connections of
+    /// one integration that start at once, or all find its cached verification expired at once,
+    /// then cost one argon2 run instead of one each; under load each further run waits for the
+    /// CPU the proxy leaves idle, so the last of them used to wait seconds.
     pub async fn find_match(
         &self,
         hashes: Vec<String>,
         presented: Zeroizing<String>,
-    ) -> Result<Option<usize>, Overloaded> {
+        known: impl FnOnce() -> Option<usize>,
+    ) -> Result<Verdict, Overloaded> {
         let permit = {
             let _queued = QueueSlot::take(&self.waiting, self.queue_limit)?;
             self.permits
@@ -68,10 +75,15 @@ impl SecretVerifier {
                 .await
                 .expect("the semaphore is never closed")
         };
+        if let Some(index) = known() {
+            return Ok(Verdict::new(Some(index), Some(permit)));
+        }
         metrics().secret_verifications.inc();
         let dummy = hashes.is_empty().then(|| self.dummy_hash.clone());
+        // The permit travels with the job and comes back with its result, so it is given back
+        // on the thread if nobody awaits the result any more (the client went away): a holder
+        // always finds a thread free.
         let result = self.threads.run(move || {
-            let _permit = permit;
             let candidates = dummy.as_ref().map_or(&hashes[..], std::slice::from_ref);
             let mut matched = None;
             for (i, hash) in candidates.iter().enumerate() {
@@ -79,14 +91,33 @@ impl SecretVerifier {
                     matched = Some(i);
                 }
             }
-            if dummy.is_some() {
-                None
-            } else {
-                matched
-            }
+            let matched = if dummy.is_some() { None } else { matched };
+            (matched, permit)
         });
         // A panic inside argon2 would be a bug; treat it as "no match" rather than crash.
-        Ok(result.await.flatten())
+        Ok(match result.await {
+            Some((matched, permit)) => Verdict::new(matched, Some(permit)),
+            None => Verdict::new(None, None),
+        })
+    }
+}
+
+/// What [`SecretVerifier::find_match`] found. It keeps the verification's place until dropped:
+/// a caller that remembers a match first lets the requests waiting for that place find it
+/// (`known`) instead of hashing the same secret again.
+#[derive(Debug)]
+pub struct Verdict {
+    /// The index of the hash `presented` matched, if any.
+    pub matched: Option<usize>,
+    _place: Option<OwnedSemaphorePermit>,
+}
+
+impl Verdict {
+    fn new(matched: Option<usize>, place: Option<OwnedSemaphorePermit>) -> Self {
+        Verdict {
+            matched,
+            _place: place,
+        }
     }
 }
 
@@ -142,22 +173,23 @@ mod tests {
         assert!(argon2_matches(&hash, &a) && !argon2_matches(&hash, "wrong"));
     }
 
+    /// `find_match` without a verdict known beforehand: what argon2 found.
+    async fn verify(
+        verifier: &SecretVerifier,
+        hashes: Vec<String>,
+        presented: &str,
+    ) -> Result<Option<usize>, Overloaded> {
+        let verdict = verifier.find_match(hashes, Zeroizing::new(presented.into()), || None);
+        verdict.await.map(|v| v.matched)
+    }
+
     #[tokio::test]
     async fn the_matching_hash_is_found_and_unknown_ids_never_match() {
         let verifier = SecretVerifier::new(2, 8);
         let hashes = vec![hash_secret("one"), hash_secret("two")];
-        let found = verifier
-            .find_match(hashes.clone(), Zeroizing::new("two".into()))
-            .await;
-        assert_eq!(found, Ok(Some(1)));
-        let none = verifier
-            .find_match(hashes, Zeroizing::new("three".into()))
-            .await;
-        assert_eq!(none, Ok(None));
-        let unknown = verifier
-            .find_match(vec![], Zeroizing::new("x".into()))
-            .await;
-        assert_eq!(unknown, Ok(None));
+        assert_eq!(verify(&verifier, hashes.clone(), "two").await, Ok(Some(1)));
+        assert_eq!(verify(&verifier, hashes, "three").await, Ok(None));
+        assert_eq!(verify(&verifier, vec![], "x").await, Ok(None));
         assert_eq!(verifier.queue_depth(), 0);
     }
 
@@ -167,17 +199,53 @@ mod tests {
         let hold = verifier.permits.clone().acquire_owned().await.unwrap();
         let waiter = {
             let v = verifier.clone();
-            tokio::spawn(async move { v.find_match(vec![], Zeroizing::new("x".into())).await })
+            tokio::spawn(async move { verify(&v, vec![], "x").await })
         };
         while verifier.queue_depth() == 0 {
             tokio::task::yield_now().await;
         }
-        let refused = verifier
-            .find_match(vec![], Zeroizing::new("y".into()))
-            .await;
-        assert_eq!(refused, Err(Overloaded));
+        assert_eq!(verify(&verifier, vec![], "y").await, Err(Overloaded));
         drop(hold);
         assert_eq!(waiter.await.unwrap(), Ok(None));
         assert_eq!(verifier.queue_depth(), 0);
+    }
+
+    /// A verdict holds its place until dropped, and the request waiting for that place asks
+    /// `known` only then: what the first remembered before dropping, the second finds, without
+    /// argon2 (a wrong secret would not match the hash).
+    #[tokio::test]
+    async fn the_next_waiter_asks_what_is_known_once_the_verdict_before_it_is_dropped() {
+        let verifier = Arc::new(SecretVerifier::new(1, 8));
+        let hash = hash_secret("right");
+        let first = verifier
+            .find_match(vec![hash.clone()], Zeroizing::new("right".into()), || None)
+            .await
+            .unwrap();
+        assert_eq!(first.matched, Some(0));
+        let remembered = Arc::new(std::sync::Mutex::new(None));
+        let asked = Arc::new(AtomicUsize::new(0));
+        let waiter = {
+            let (v, remembered, asked) = (verifier.clone(), remembered.clone(), asked.clone());
+            tokio::spawn(async move {
+                let known = || {
+                    asked.fetch_add(1, Ordering::SeqCst);
+                    *remembered.lock().unwrap()
+                };
+                let verdict = v.find_match(vec![hash], Zeroizing::new("wrong".into()), known);
+                verdict.await.map(|v| v.matched)
+            })
+        };
+        while verifier.queue_depth() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            0,
+            "asked while the place was held"
+        );
+        *remembered.lock().unwrap() = first.matched;
+        drop(first);
+        assert_eq!(waiter.await.unwrap(), Ok(Some(0)));
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
     }
 }

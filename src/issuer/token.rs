@@ -79,12 +79,8 @@ impl Issuer {
     ) -> Result<Arc<Client>, OAuthError> {
         let basic = credentials.method == AuthMethod::Basic;
         let client = org.clients.get(&credentials.client_id);
-        let remembered = client.and_then(|c| self.verified.lookup(&org.id, c, &credentials.secret));
-        let matched = match remembered {
-            Some(index) => {
-                metrics().secret_cache_hits.inc();
-                Some(index)
-            }
+        let matched = match self.remembered(org, client, &credentials.secret) {
+            Some(index) => Some(index),
             None => self.check_secret(org, client, credentials, peer).await?,
         };
         let refused = |why| Err(OAuthError::invalid_client(why, basic));
@@ -110,8 +106,9 @@ impl Issuer {
     }
 
     /// Runs argon2id against `client`'s secrets (a dummy hash when there is no such client),
-    /// unless the caller has used up its attempts; counts a failure, remembers a match. An
-    /// overloaded verifier (503) counts as neither.
+    /// unless the caller has used up its attempts or another request verified the same secret
+    /// while this one waited for a thread; counts a failure, remembers a match. An overloaded
+    /// verifier (503) counts as neither.
     async fn check_secret(
         &self,
         org: &Organization,
@@ -132,16 +129,34 @@ impl Issuer {
             c.secrets.iter().map(|s| s.hash.clone()).collect()
         });
         let secret = credentials.secret.clone();
-        let matched = self
+        let verdict = self
             .verifier
-            .find_match(hashes, credentials.secret)
+            .find_match(hashes, credentials.secret, || {
+                self.remembered(org, client, &secret)
+            })
             .await
             .map_err(|_| OAuthError::temporarily_unavailable())?;
-        match (client, matched) {
+        match (client, verdict.matched) {
             (Some(client), Some(index)) => self.verified.remember(&org.id, client, &secret, index),
             _ => attempt.failed(),
         }
+        // Only now, with the match remembered, may the next request waiting for a thread look.
+        let matched = verdict.matched;
+        drop(verdict);
         Ok(matched)
+    }
+
+    /// The index of the secret of `client` that `secret` was verified against within the
+    /// secret cache's TTL, counted as a cache hit.
+    fn remembered(
+        &self,
+        org: &Organization,
+        client: Option<&Arc<Client>>,
+        secret: &str,
+    ) -> Option<usize> {
+        let index = self.verified.lookup(&org.id, client?, secret)?;
+        metrics().secret_cache_hits.inc();
+        Some(index)
     }
 
     async fn grant(
