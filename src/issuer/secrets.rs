@@ -76,7 +76,7 @@ impl SecretVerifier {
                 .expect("the semaphore is never closed")
         };
         if let Some(index) = known() {
-            return Ok(Verdict::new(Some(index), Some(permit)));
+            return Ok(Verdict::new(Some(index), false, Some(permit)));
         }
         metrics().secret_verifications.inc();
         let dummy = hashes.is_empty().then(|| self.dummy_hash.clone());
@@ -96,8 +96,8 @@ impl SecretVerifier {
         });
         // A panic inside argon2 would be a bug; treat it as "no match" rather than crash.
         Ok(match result.await {
-            Some((matched, permit)) => Verdict::new(matched, Some(permit)),
-            None => Verdict::new(None, None),
+            Some((matched, permit)) => Verdict::new(matched, true, Some(permit)),
+            None => Verdict::new(None, true, None),
         })
     }
 }
@@ -109,13 +109,16 @@ impl SecretVerifier {
 pub struct Verdict {
     /// The index of the hash `presented` matched, if any.
     pub matched: Option<usize>,
+    /// Whether argon2 ran for it; `false` when `known` answered, which is already remembered.
+    pub hashed: bool,
     _place: Option<OwnedSemaphorePermit>,
 }
 
 impl Verdict {
-    fn new(matched: Option<usize>, place: Option<OwnedSemaphorePermit>) -> Self {
+    fn new(matched: Option<usize>, hashed: bool, place: Option<OwnedSemaphorePermit>) -> Self {
         Verdict {
             matched,
+            hashed,
             _place: place,
         }
     }
@@ -221,7 +224,7 @@ mod tests {
             .find_match(vec![hash.clone()], Zeroizing::new("right".into()), || None)
             .await
             .unwrap();
-        assert_eq!(first.matched, Some(0));
+        assert_eq!((first.matched, first.hashed), (Some(0), true));
         let remembered = Arc::new(std::sync::Mutex::new(None));
         let asked = Arc::new(AtomicUsize::new(0));
         let waiter = {
@@ -232,7 +235,7 @@ mod tests {
                     *remembered.lock().unwrap()
                 };
                 let verdict = v.find_match(vec![hash], Zeroizing::new("wrong".into()), known);
-                verdict.await.map(|v| v.matched)
+                verdict.await.map(|v| (v.matched, v.hashed))
             })
         };
         while verifier.queue_depth() == 0 {
@@ -245,7 +248,7 @@ mod tests {
         );
         *remembered.lock().unwrap() = first.matched;
         drop(first);
-        assert_eq!(waiter.await.unwrap(), Ok(Some(0)));
+        assert_eq!(waiter.await.unwrap(), Ok((Some(0), false)));
         assert_eq!(asked.load(Ordering::SeqCst), 1);
     }
 }

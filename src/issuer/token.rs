@@ -80,7 +80,7 @@ impl Issuer {
         let basic = credentials.method == AuthMethod::Basic;
         let client = org.clients.get(&credentials.client_id);
         let matched = match self.remembered(org, client, &credentials.secret) {
-            Some(index) => Some(index),
+            hit @ Some(_) => hit,
             None => self.check_secret(org, client, credentials, peer).await?,
         };
         let refused = |why| Err(OAuthError::invalid_client(why, basic));
@@ -137,7 +137,12 @@ impl Issuer {
             .await
             .map_err(|_| OAuthError::temporarily_unavailable())?;
         match (client, verdict.matched) {
-            (Some(client), Some(index)) => self.verified.remember(&org.id, client, &secret, index),
+            // A verdict from the cache is remembered already: inserting it again would only
+            // restart its TTL.
+            (Some(client), Some(index)) if verdict.hashed => {
+                self.verified.remember(&org.id, client, &secret, index)
+            }
+            (Some(_), Some(_)) => {}
             _ => attempt.failed(),
         }
         // Only now, with the match remembered, may the next request waiting for a thread look.
